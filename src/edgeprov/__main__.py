@@ -1,0 +1,5 @@
+import sys
+
+from edgeprov.cli.main import main
+
+sys.exit(main())

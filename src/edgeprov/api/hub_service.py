@@ -1,0 +1,96 @@
+"""The hub's service API as ``azure-iot-hub`` and aziot-identityd call it (spec/hub-protocol.md §3)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edgeprov.api import auth
+from edgeprov.api.http import json_object, json_response, no_content, page_size
+from edgeprov.api.services import Services
+
+MAX_DEVICE_LIST = 1000
+
+
+async def _authorize(request: Request, right: str, *, own_device: bool = False) -> tuple[Services, str]:
+    """The services and the hub the caller's token is for."""
+    services: Services = request.app.state.services
+    device = request.path_params.get("device") if own_device else None
+    caller = await services.auth.hub(request.headers.get("authorization"), right, own_device=device)
+    return services, caller.service
+
+
+async def device(request: Request) -> Response:
+    device_id = request.path_params["device"]
+    if request.method == "GET":
+        services, hub = await _authorize(request, auth.REGISTRY_READ)
+        return json_response((await services.hubs.get_device(hub, device_id)).to_json())
+    services, hub = await _authorize(request, auth.REGISTRY_WRITE)
+    if_match = request.headers.get("if-match")
+    if request.method == "DELETE":
+        await services.hubs.delete_device(hub, device_id, if_match)
+        return no_content()
+    saved = await services.hubs.put_device(hub, device_id, await json_object(request), if_match)
+    return json_response(saved.to_json())
+
+
+async def devices(request: Request) -> Response:
+    services, hub = await _authorize(request, auth.REGISTRY_READ)
+    top = page_size(request) or MAX_DEVICE_LIST
+    found = await services.hubs.list_devices(hub, min(top, MAX_DEVICE_LIST), request.query_params.get("after", ""))
+    return json_response([d.to_json() for d in found])
+
+
+async def module(request: Request) -> Response:
+    device_id, module_id = request.path_params["device"], request.path_params["module"]
+    if request.method == "GET":
+        services, hub = await _authorize(request, auth.REGISTRY_READ, own_device=True)
+        return json_response((await services.hubs.get_module(hub, device_id, module_id)).to_json())
+    services, hub = await _authorize(request, auth.REGISTRY_WRITE, own_device=True)
+    if_match = request.headers.get("if-match")
+    if request.method == "DELETE":
+        await services.hubs.delete_module(hub, device_id, module_id, if_match)
+        return no_content()
+    saved = await services.hubs.put_module(hub, device_id, module_id, await json_object(request), if_match)
+    return json_response(saved.to_json())
+
+
+async def modules(request: Request) -> Response:
+    services, hub = await _authorize(request, auth.REGISTRY_READ, own_device=True)
+    found = await services.hubs.list_modules(hub, request.path_params["device"])
+    return json_response([m.to_json() for m in found])
+
+
+async def twin(request: Request) -> Response:
+    device_id = request.path_params["device"]
+    module_id = request.path_params.get("module", "")
+    if request.method == "GET":
+        services, hub = await _authorize(request, auth.REGISTRY_READ)
+        return json_response(await services.hubs.get_twin(hub, device_id, module_id))
+    services, hub = await _authorize(request, auth.SERVICE_CONNECT)
+    view = await services.hubs.update_twin(
+        hub,
+        device_id,
+        module_id,
+        await json_object(request),
+        request.headers.get("if-match"),
+        replace_all=request.method == "PUT",
+    )
+    return json_response(view)
+
+
+async def device_statistics(request: Request) -> Response:
+    services, hub = await _authorize(request, auth.REGISTRY_READ)
+    return json_response(await services.hubs.statistics(hub))
+
+
+ROUTES = [
+    Route("/devices", devices, methods=["GET"]),
+    Route("/devices/{device}", device, methods=["GET", "PUT", "DELETE"]),
+    Route("/devices/{device}/modules", modules, methods=["GET"]),
+    Route("/devices/{device}/modules/{module}", module, methods=["GET", "PUT", "DELETE"]),
+    Route("/twins/{device}", twin, methods=["GET", "PATCH", "PUT"]),
+    Route("/twins/{device}/modules/{module}", twin, methods=["GET", "PATCH", "PUT"]),
+    Route("/statistics/devices", device_statistics, methods=["GET"]),
+]

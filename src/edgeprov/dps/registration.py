@@ -1,0 +1,527 @@
+"""Device registration: attestation, allocation, reprovisioning and records, for every transport.
+
+The HTTPS and MQTT adapters both call :class:`Provisioning`; a registration that is refused
+changes no stored state (only the attempt log grows), and one that is assigned is committed
+— hub identity, twin, registration record, operation and attempt — in one transaction before
+the device hears back.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import Enum, auto
+from typing import Any
+
+from edgeprov.clock import Clock, iso
+from edgeprov.dps.allocation import (
+    WEBHOOK_FAILED_CODE,
+    Allocation,
+    AllocationFailed,
+    WebhookCaller,
+    allocate,
+    candidates,
+    effective_policy,
+)
+from edgeprov.dps.attestation import (
+    DEFAULT_CLOCK_SKEW,
+    AttestationRefused,
+    GroupKeys,
+    Refusal,
+    attest,
+    check_expiry,
+    check_resource,
+    parse_token,
+)
+from edgeprov.dps.model import (
+    AllocationPolicy,
+    Attempt,
+    AttemptOutcome,
+    Enrollment,
+    EnrollmentKind,
+    LinkedHub,
+    Operation,
+    RegistrationRecord,
+    RegistrationStatus,
+    Substatus,
+    new_etag,
+)
+from edgeprov.dps.webhook import allocation_request, parse_allocation, redacted_url
+from edgeprov.errors import BadRequest, EdgeprovError, OperationNotFound, RegistrationNotFound
+from edgeprov.hub import registry
+from edgeprov.ids import RegistrationId
+from edgeprov.jsonutil import dumps
+from edgeprov.store.base import Store, Tx
+from edgeprov.types import JsonObject
+
+DISABLED_CODE = 401010
+
+
+@dataclass(frozen=True, slots=True)
+class DpsSettings:
+    id_scope: str
+    default_policy: AllocationPolicy = AllocationPolicy.HASHED
+    clock_skew: float = DEFAULT_CLOCK_SKEW
+    retry_after: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterRequest:
+    """A register call as the wire adapters hand it over, before anything is trusted."""
+
+    id_scope: str
+    registration_id: str
+    body: JsonObject
+    authorization: str | None
+    source: str = ""
+    transport: str = "https"
+
+
+class TwinMode(Enum):
+    INITIAL = auto()
+    KEEP = auto()
+    MIGRATE = auto()
+    RESET = auto()
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentPlan:
+    """What registering would do to the hubs: pure data, shared by the real thing and the dry run."""
+
+    hub: str
+    device_id: str
+    mode: TwinMode
+    substatus: Substatus
+    previous_hub: str | None = None
+    twin: JsonObject = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.mode is TwinMode.INITIAL:
+            return f"initial assignment to {self.hub}"
+        if self.mode is TwinMode.KEEP:
+            return f"stays on {self.hub}; device data kept"
+        action = "migrated" if self.mode is TwinMode.MIGRATE else "reset to the initial twin"
+        move = (
+            f"moves from {self.previous_hub} to {self.hub}" if self.previous_hub != self.hub else f"stays on {self.hub}"
+        )
+        return f"{move}; device data {action}"
+
+
+def plan_assignment(
+    enrollment: Enrollment,
+    registration_id: str,
+    existing: RegistrationRecord | None,
+    allocated_hub: str,
+    webhook_twin: JsonObject | None = None,
+) -> AssignmentPlan:
+    """Apply the enrollment's reprovision policy (spec/dps-protocol.md §7.2-7.3)."""
+    device_id = enrollment.device_id_for(registration_id)
+    twin = webhook_twin if webhook_twin is not None else enrollment.initial_twin.to_json()
+    previous = existing.assigned_hub if existing and existing.status is RegistrationStatus.ASSIGNED else None
+    if previous is None:
+        return AssignmentPlan(allocated_hub, device_id, TwinMode.INITIAL, Substatus.INITIAL_ASSIGNMENT, None, twin)
+    assert existing is not None
+    policy = enrollment.reprovision
+    if not policy.update_hub_assignment:
+        kept = existing.substatus or Substatus.INITIAL_ASSIGNMENT
+        return AssignmentPlan(previous, device_id, TwinMode.KEEP, kept, previous, twin)
+    if webhook_twin is not None or not policy.migrate_device_data:
+        return AssignmentPlan(allocated_hub, device_id, TwinMode.RESET, Substatus.DEVICE_DATA_RESET, previous, twin)
+    if allocated_hub == previous:
+        kept = existing.substatus or Substatus.INITIAL_ASSIGNMENT
+        return AssignmentPlan(allocated_hub, device_id, TwinMode.KEEP, kept, previous, twin)
+    substatus = (
+        Substatus.REPROVISIONED_TO_INITIAL_ASSIGNMENT
+        if allocated_hub == existing.initial_hub
+        else Substatus.DEVICE_DATA_MIGRATED
+    )
+    return AssignmentPlan(allocated_hub, device_id, TwinMode.MIGRATE, substatus, previous, twin)
+
+
+def apply_plan(tx: Tx, plan: AssignmentPlan, keys: tuple[str, str], iot_edge: bool, now: float) -> None:
+    previous_device_id = plan.device_id
+    tags, desired = plan.twin.get("tags") or {}, (plan.twin.get("properties") or {}).get("desired") or {}
+    moving = plan.previous_hub is not None and plan.previous_hub != plan.hub
+    registry.upsert_sas_device(tx, plan.hub, plan.device_id, keys, iot_edge, now)
+    if plan.mode is TwinMode.MIGRATE and moving:
+        assert plan.previous_hub is not None
+        if not registry.move_device(tx, plan.previous_hub, plan.hub, previous_device_id):
+            registry.ensure_twin(tx, plan.hub, plan.device_id, tags, desired, now)
+        return
+    if moving:
+        assert plan.previous_hub is not None
+        tx.delete_device(plan.previous_hub, previous_device_id)
+    if plan.mode is TwinMode.KEEP:
+        registry.ensure_twin(tx, plan.hub, plan.device_id, tags, desired, now)
+    else:
+        registry.set_initial_twin(tx, plan.hub, plan.device_id, tags, desired, now)
+
+
+def new_operation_id() -> str:
+    return f"5.{secrets.token_hex(8)}.{uuid.uuid4()}"
+
+
+def device_keys_b64(enrollment: Enrollment, registration_id: str) -> tuple[str, str]:
+    primary, secondary = enrollment.keys_for(registration_id)
+    return base64.b64encode(primary).decode(), base64.b64encode(secondary).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class _Config:
+    version: int
+    groups: tuple[GroupKeys, ...]
+    linked: tuple[LinkedHub, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """The dry run's answer: what registering would do, or why it would be refused."""
+
+    registration_id: str
+    outcome: str
+    enrollment: Enrollment | None = None
+    plan: AssignmentPlan | None = None
+    reason: str = ""
+    existing: RegistrationRecord | None = None
+
+    def to_json(self) -> JsonObject:
+        body: JsonObject = {"registrationId": self.registration_id, "outcome": self.outcome}
+        if self.enrollment is not None:
+            body["enrollment"] = self.enrollment.label
+            body["edgeEnabled"] = self.enrollment.iot_edge
+            body["reprovisionPolicy"] = self.enrollment.reprovision.name
+        if self.plan is not None:
+            body |= {
+                "assignedHub": self.plan.hub,
+                "deviceId": self.plan.device_id,
+                "substatus": str(self.plan.substatus),
+                "effect": self.plan.describe(),
+                "initialTwin": self.plan.twin,
+            }
+        if self.existing is not None:
+            body["currentRegistration"] = self.existing.to_json()
+        if self.reason:
+            body["reason"] = self.reason
+        return body
+
+
+class Provisioning:
+    """The provisioning service's device-facing operations."""
+
+    def __init__(self, store: Store, clock: Clock, webhooks: WebhookCaller, settings: DpsSettings) -> None:
+        self._store = store
+        self._clock = clock
+        self._webhooks = webhooks
+        self.settings = settings
+        self._config: _Config | None = None
+
+    # -- register ----------------------------------------------------------------------------------
+    async def register(self, request: RegisterRequest) -> Operation:
+        now = self._clock.now()
+        registration_id = request.registration_id
+        enrollment: Enrollment | None = None
+        try:
+            registration_id = RegistrationId(request.registration_id)
+            _check_body(request.body, registration_id)
+            enrollment = await self._attest(request, registration_id, now)
+        except EdgeprovError as exc:
+            await self._log_refusal(request, registration_id, exc, now)
+            raise
+        payload = request.body.get("payload")
+        allocation: Allocation | AllocationFailed | None = None
+        if enrollment.enabled and effective_policy(enrollment, self.settings.default_policy) is AllocationPolicy.CUSTOM:
+            allocation = await self._call_webhook(enrollment, registration_id, payload)
+        return await self._store.write(
+            lambda tx: self._commit(tx, request, registration_id, enrollment, payload, allocation, now)
+        )
+
+    async def _attest(self, request: RegisterRequest, registration_id: RegistrationId, now: float) -> Enrollment:
+        token = parse_token(request.authorization)
+        check_resource(token, self.settings.id_scope, registration_id)
+        if request.id_scope.lower() != self.settings.id_scope.lower():
+            check_resource(token, request.id_scope, registration_id)  # names the scope mix-up
+        config, individual = await self._current(registration_id.key)
+        enrollment = attest(token, registration_id, individual, config.groups)
+        check_expiry(token, now, self.settings.clock_skew, enrollment)
+        return enrollment
+
+    async def _current(self, registration_key: str) -> tuple[_Config, Enrollment | None]:
+        version, individual = await self._store.read(
+            lambda tx: (tx.config_version(), tx.get_enrollment(EnrollmentKind.INDIVIDUAL, registration_key))
+        )
+        config = self._config
+        if config is None or config.version != version:
+            config = await self._store.read(lambda tx: _load_config(tx, version))
+            self._config = config
+        return config, individual
+
+    async def _call_webhook(
+        self, enrollment: Enrollment, registration_id: str, payload: Any
+    ) -> Allocation | AllocationFailed:
+        config, _ = await self._current(registration_id.lower())
+        try:
+            hubs = [hub.hostname for hub in candidates(enrollment, config.linked)]
+            existing = await self._store.read(lambda tx: tx.get_registration(registration_id.lower()))
+            assert enrollment.custom_allocation is not None
+            url = enrollment.custom_allocation.webhook_url
+            request = allocation_request(enrollment, registration_id, existing, payload, hubs)
+            try:
+                response = await self._webhooks.call(url, request)
+            except EdgeprovError as exc:
+                raise AllocationFailed(
+                    f"custom allocation webhook {redacted_url(url)} failed: {exc.message}",
+                    WEBHOOK_FAILED_CODE,
+                ) from None
+            return parse_allocation(response, hubs, url)
+        except AllocationFailed as failure:
+            return failure
+
+    def _commit(
+        self,
+        tx: Tx,
+        request: RegisterRequest,
+        registration_id: str,
+        enrollment: Enrollment,
+        payload: Any,
+        allocation: Allocation | AllocationFailed | None,
+        now: float,
+    ) -> Operation:
+        key = registration_id.lower()
+        attempt = Attempt(
+            now,
+            request.source,
+            registration_id,
+            AttemptOutcome.ASSIGNED,
+            "assigned",
+            enrollment.label,
+            transport=request.transport,
+        )
+        if not enrollment.enabled:
+            message = (
+                f"{'enrollment group' if enrollment.kind is EnrollmentKind.GROUP else 'enrollment'} "
+                f"{enrollment.id!r} is disabled"
+            )
+            state = {
+                "registrationId": registration_id,
+                "status": "disabled",
+                "errorCode": DISABLED_CODE,
+                "errorMessage": message,
+                "lastUpdatedDateTimeUtc": iso(now),
+            }
+            return self._finish(
+                tx,
+                key,
+                enrollment,
+                RegistrationStatus.DISABLED,
+                state,
+                now,
+                replace(
+                    attempt,
+                    outcome=AttemptOutcome.DISABLED,
+                    reason="enrollment-disabled",
+                    error_code=DISABLED_CODE,
+                    message=message,
+                ),
+            )
+        existing = tx.get_registration(key)
+        try:
+            plan = self._plan(tx, enrollment, registration_id, existing, allocation)
+        except AllocationFailed as failure:
+            state = {
+                "registrationId": registration_id,
+                "status": "failed",
+                "errorCode": failure.failure_code,
+                "errorMessage": failure.message,
+                "lastUpdatedDateTimeUtc": iso(now),
+            }
+            return self._finish(
+                tx,
+                key,
+                enrollment,
+                RegistrationStatus.FAILED,
+                state,
+                now,
+                replace(
+                    attempt,
+                    outcome=AttemptOutcome.FAILED,
+                    reason="allocation-failed",
+                    error_code=failure.failure_code,
+                    message=failure.message,
+                ),
+            )
+        apply_plan(tx, plan, device_keys_b64(enrollment, registration_id), enrollment.iot_edge, now)
+        record = RegistrationRecord(
+            registration_id=registration_id,
+            status=RegistrationStatus.ASSIGNED,
+            enrollment=enrollment.label,
+            device_id=plan.device_id,
+            assigned_hub=plan.hub,
+            substatus=plan.substatus,
+            payload=allocation.payload if isinstance(allocation, Allocation) else None,
+            created=existing.created if existing else now,
+            updated=now,
+            etag=new_etag(),
+            initial_hub=existing.initial_hub if existing and existing.initial_hub else plan.hub,
+        )
+        tx.put_registration(record)
+        return self._finish(
+            tx,
+            key,
+            enrollment,
+            RegistrationStatus.ASSIGNED,
+            record.to_json(),
+            now,
+            replace(attempt, reason=plan.mode.name.lower(), hub=plan.hub, message=plan.describe()),
+        )
+
+    def _plan(
+        self,
+        tx: Tx,
+        enrollment: Enrollment,
+        registration_id: str,
+        existing: RegistrationRecord | None,
+        allocation: Allocation | AllocationFailed | None,
+    ) -> AssignmentPlan:
+        if isinstance(allocation, AllocationFailed):
+            raise allocation
+        if isinstance(allocation, Allocation):
+            return plan_assignment(enrollment, registration_id, existing, allocation.hub, allocation.initial_twin)
+        policy = effective_policy(enrollment, self.settings.default_policy)
+        hub = allocate(policy, registration_id, candidates(enrollment, tx.list_linked_hubs()))
+        return plan_assignment(enrollment, registration_id, existing, hub)
+
+    def _finish(
+        self,
+        tx: Tx,
+        key: str,
+        enrollment: Enrollment,
+        status: RegistrationStatus,
+        state: JsonObject,
+        now: float,
+        attempt: Attempt,
+    ) -> Operation:
+        operation_id = new_operation_id()
+        body = dumps({"operationId": operation_id, "status": str(status), "registrationState": state})
+        operation = Operation(operation_id, key, enrollment.label, status, body, now)
+        tx.put_operation(operation)
+        tx.add_attempt(attempt)
+        return operation
+
+    async def _log_refusal(
+        self, request: RegisterRequest, registration_id: str, exc: EdgeprovError, now: float
+    ) -> None:
+        enrollment = exc.enrollment.label if isinstance(exc, AttestationRefused) and exc.enrollment else None
+        reason = str(exc.reason) if isinstance(exc, AttestationRefused) else type(exc).__name__
+        attempt = Attempt(
+            now,
+            request.source,
+            registration_id[:128],
+            AttemptOutcome.REFUSED,
+            reason,
+            enrollment,
+            error_code=exc.code,
+            message=exc.message,
+            transport=request.transport,
+        )
+        await self._store.write(lambda tx: tx.add_attempt(attempt))
+
+    # -- polling and lookups --------------------------------------------------------------------------
+    async def operation_status(
+        self, id_scope: str, registration_id: str, operation_id: str, authorization: str | None
+    ) -> Operation:
+        """The operation's state; its token must still prove the registration's enrollment."""
+        key = RegistrationId(registration_id).key
+        operation = await self._store.read(lambda tx: tx.get_operation(operation_id))
+        if operation is None or operation.registration_key != key:
+            raise OperationNotFound(f"no registration operation {operation_id[:80]!r} for {registration_id!r}")
+        token = parse_token(authorization)
+        check_resource(token, self.settings.id_scope, registration_id)
+        enrollment = await self._enrollment_by_label(operation.enrollment)
+        primary, secondary = enrollment.keys_for(registration_id) if enrollment else (b"", b"")
+        if enrollment is None or not (token.signed_with(primary) or token.signed_with(secondary)):
+            raise AttestationRefused(Refusal.WRONG_KEY, "the token does not prove this registration's enrollment")
+        check_expiry(token, self._clock.now(), self.settings.clock_skew, enrollment)
+        return operation
+
+    async def _enrollment_by_label(self, label: str) -> Enrollment | None:
+        kind, _, name = label.partition(":")
+        return await self._store.read(lambda tx: tx.get_enrollment(EnrollmentKind(kind), name.lower()))
+
+    async def registration_status(self, request: RegisterRequest) -> RegistrationRecord:
+        registration_id = RegistrationId(request.registration_id)
+        await self._attest(request, registration_id, self._clock.now())
+        record = await self._store.read(lambda tx: tx.get_registration(registration_id.key))
+        if record is None:
+            raise RegistrationNotFound(f"{registration_id!r} has not registered")
+        return record
+
+    # -- dry run ------------------------------------------------------------------------------------
+    async def simulate(self, registration_id: str, enrollment_id: str | None = None) -> Simulation:
+        reg = RegistrationId(registration_id)
+        config, individual = await self._current(reg.key)
+        existing = await self._store.read(lambda tx: tx.get_registration(reg.key))
+        enrollment = _pick_enrollment(reg, individual, config.groups, enrollment_id)
+        if isinstance(enrollment, str):
+            return Simulation(reg, "refused", reason=enrollment, existing=existing)
+        if not enrollment.enabled:
+            return Simulation(reg, "disabled", enrollment, reason=f"{enrollment.label} is disabled", existing=existing)
+        policy = effective_policy(enrollment, self.settings.default_policy)
+        try:
+            hubs = candidates(enrollment, config.linked)
+            if policy is AllocationPolicy.CUSTOM:
+                assert enrollment.custom_allocation is not None
+                url = redacted_url(enrollment.custom_allocation.webhook_url)
+                return Simulation(
+                    reg,
+                    "assigned-by-webhook",
+                    enrollment,
+                    existing=existing,
+                    reason=f"the hub is chosen by {url} among {', '.join(h.hostname for h in hubs)}; "
+                    "a dry run does not call it",
+                )
+            plan = plan_assignment(enrollment, reg, existing, allocate(policy, reg, hubs))
+        except AllocationFailed as failure:
+            return Simulation(reg, "failed", enrollment, reason=failure.message, existing=existing)
+        return Simulation(reg, "assigned", enrollment, plan, existing=existing)
+
+
+def _pick_enrollment(
+    reg: RegistrationId, individual: Enrollment | None, groups: Sequence[GroupKeys], enrollment_id: str | None
+) -> Enrollment | str:
+    if individual is not None:
+        if enrollment_id and enrollment_id.lower() != individual.key:
+            return (
+                f"individual enrollment {individual.id!r} exists for this registration id and takes precedence "
+                f"over {enrollment_id!r}"
+            )
+        return individual
+    if enrollment_id:
+        group = next((g.enrollment for g in groups if g.enrollment.key == enrollment_id.lower()), None)
+        return group or f"no individual enrollment for {reg!r} and no enrollment group {enrollment_id!r}"
+    if len(groups) == 1:
+        return groups[0].enrollment
+    if not groups:
+        return f"no individual enrollment for {reg!r} and no enrollment group exists"
+    names = ", ".join(g.enrollment.id for g in groups)
+    return (
+        f"no individual enrollment for {reg!r}; it matches whichever group's derived key it signs with "
+        f"({names}): name one with --enrollment-id"
+    )
+
+
+def _load_config(tx: Tx, version: int) -> _Config:
+    groups = tx.list_enrollments(EnrollmentKind.GROUP, "", 1_000_000)
+    return _Config(version, tuple(GroupKeys.of(g) for g in groups), tuple(tx.list_linked_hubs()))
+
+
+def _check_body(body: JsonObject, registration_id: str) -> None:
+    body_id = body.get("registrationId")
+    if body_id is not None and (not isinstance(body_id, str) or body_id.lower() != registration_id.lower()):
+        raise BadRequest(
+            f"'registrationId' in the body ({str(body_id)[:128]!r}) differs from the path ({registration_id!r})"
+        )
+    if "tpm" in body and body["tpm"] is not None:
+        raise BadRequest("TPM attestation is not supported: edgeprov attests with symmetric keys")

@@ -1,0 +1,27 @@
+"""Entity tags and If-Match, shared by the provisioning service and the hub."""
+
+from __future__ import annotations
+
+from edgeprov.errors import PreconditionFailed
+
+UNCONDITIONAL = ("", "*", '"*"')
+
+
+def etag_matches(if_match: str | None, etag: str) -> bool:
+    """RFC 7232 If-Match, lenient about quoting: the SDKs send etags quoted, unquoted and weak."""
+    if if_match is None or if_match.strip() in UNCONDITIONAL:
+        return True
+    return _bare(if_match) == _bare(etag)
+
+
+def check_if_match(if_match: str | None, etag: str, what: str) -> None:
+    if not etag_matches(if_match, etag):
+        raise PreconditionFailed(f"{what} has changed: its etag is {etag}")
+
+
+def is_conditional(if_match: str | None) -> bool:
+    return if_match is not None and if_match.strip() not in UNCONDITIONAL
+
+
+def _bare(tag: str) -> str:
+    return tag.strip().removeprefix("W/").strip('"')

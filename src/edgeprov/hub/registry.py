@@ -1,0 +1,71 @@
+"""Identity registry operations shared by the provisioning service, the service API and the gateway.
+
+Functions here take a :class:`edgeprov.store.base.Tx` and run inside one write transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from edgeprov import sas
+from edgeprov.hub.model import (
+    EDGE_SYSTEM_MODULES,
+    Authentication,
+    AuthType,
+    Device,
+    Module,
+    new_generation_id,
+)
+from edgeprov.hub.twin import Twin
+from edgeprov.store.base import Tx
+from edgeprov.types import JsonObject
+
+MODULE_KEY_BYTES = 32
+
+
+def upsert_sas_device(tx: Tx, hub: str, device_id: str, keys: tuple[str, str], iot_edge: bool, now: float) -> Device:
+    """Create the device, or give an existing one these keys and this capability."""
+    auth = Authentication(AuthType.SAS, keys[0], keys[1])
+    existing = tx.get_device(hub, device_id)
+    if existing is None:
+        device = Device(device_id, new_generation_id(), auth, iot_edge=iot_edge, created=now, etag_counter=1)
+    else:
+        device = replace(existing, auth=auth, iot_edge=iot_edge, etag_counter=existing.etag_counter + 1)
+    tx.put_device(hub, device)
+    if iot_edge:
+        ensure_edge_modules(tx, hub, device_id, now)
+    return device
+
+
+def ensure_edge_modules(tx: Tx, hub: str, device_id: str, now: float) -> None:
+    """An edge device needs ``$edgeAgent`` and ``$edgeHub`` before its runtime can start."""
+    for module_id in EDGE_SYSTEM_MODULES:
+        if tx.get_module(hub, device_id, module_id) is None:
+            keys = sas.generate_key(MODULE_KEY_BYTES), sas.generate_key(MODULE_KEY_BYTES)
+            auth = Authentication(AuthType.SAS, *keys)
+            tx.put_module(hub, Module(device_id, module_id, new_generation_id(), auth, created=now, etag_counter=1))
+            tx.put_twin(hub, Twin.initial(device_id, module_id, {}, {}, now))
+
+
+def set_initial_twin(tx: Tx, hub: str, device_id: str, tags: JsonObject, desired: JsonObject, now: float) -> None:
+    """The device's twin from an initial state; an existing twin keeps moving its versions forward."""
+    existing = tx.get_twin(hub, device_id)
+    twin = Twin.initial(device_id, "", tags, desired, now) if existing is None else existing.reset(tags, desired, now)
+    tx.put_twin(hub, twin)
+
+
+def ensure_twin(tx: Tx, hub: str, device_id: str, tags: JsonObject, desired: JsonObject, now: float) -> None:
+    if tx.get_twin(hub, device_id) is None:
+        tx.put_twin(hub, Twin.initial(device_id, "", tags, desired, now))
+
+
+def move_device(tx: Tx, source: str, target: str, device_id: str) -> bool:
+    """Carry the device's twin to ``target`` and remove the device from ``source``.
+
+    Returns whether there was a twin to carry.
+    """
+    twin = tx.get_twin(source, device_id)
+    if twin is not None:
+        tx.put_twin(target, twin.moved())
+    tx.delete_device(source, device_id)
+    return twin is not None

@@ -1,0 +1,421 @@
+"""The embedded default store: one SQLite file in WAL mode.
+
+Reads run on the caller's thread against a connection of its own (WAL readers never wait for
+the writer). Writes go to one writer thread that runs every queued write function inside one
+transaction, each under its own savepoint, and commits once: many registrations per commit
+instead of one commit each. A write's future resolves only after its commit, so an answer sent
+after ``await store.write(...)`` survives a crash of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edgeprov.dps.model import (
+    Attempt,
+    AttemptOutcome,
+    Enrollment,
+    EnrollmentKind,
+    LinkedHub,
+    Operation,
+    RegistrationRecord,
+)
+from edgeprov.errors import InternalError
+from edgeprov.hub.model import Device, Module
+from edgeprov.hub.twin import Twin
+from edgeprov.store.base import AccessPolicy, AttemptFilter
+from edgeprov.store.codec import Codec
+from edgeprov.vault import KeyVault
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+MAX_BATCH = 1024
+SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE policies (service TEXT NOT NULL, name TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (service, name));
+CREATE TABLE hubs (hostname TEXT PRIMARY KEY, created REAL NOT NULL);
+CREATE TABLE linked_hubs (hostname TEXT PRIMARY KEY, doc BLOB NOT NULL);
+CREATE TABLE enrollments (kind TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, key))
+    WITHOUT ROWID;
+CREATE TABLE registrations (key TEXT PRIMARY KEY, enrollment TEXT NOT NULL, doc BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX registrations_by_enrollment ON registrations (enrollment, key);
+CREATE TABLE operations (id TEXT PRIMARY KEY, created REAL NOT NULL, doc BLOB NOT NULL, body BLOB NOT NULL);
+CREATE INDEX operations_by_age ON operations (created);
+CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, registration TEXT NOT NULL, enrollment TEXT,
+    failed INTEGER NOT NULL, doc BLOB NOT NULL);
+CREATE INDEX attempts_by_registration ON attempts (registration, id);
+CREATE INDEX attempts_by_enrollment ON attempts (enrollment, id);
+CREATE TABLE devices (hub TEXT NOT NULL, id TEXT NOT NULL, enabled INTEGER NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (hub, id)) WITHOUT ROWID;
+CREATE TABLE modules (hub TEXT NOT NULL, device TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (hub, device, id)) WITHOUT ROWID;
+CREATE TABLE twins (hub TEXT NOT NULL, device TEXT NOT NULL, module TEXT NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (hub, device, module)) WITHOUT ROWID;
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a commit reaches the OS before we answer, so it survives a crash of
+    # the process (kill -9); only a power loss can take the last commits.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+class SqliteTx:
+    """The :class:`edgeprov.store.base.Tx` of one SQLite connection."""
+
+    def __init__(self, conn: sqlite3.Connection, codec: Codec) -> None:
+        self._db = conn
+        self._codec = codec
+
+    def _one(self, sql: str, *args: Any) -> Any:
+        row = self._db.execute(sql, args).fetchone()
+        return row[0] if row else None
+
+    # -- meta ---------------------------------------------------------------------------------
+    def get_meta(self, name: str) -> str | None:
+        value: str | None = self._one("SELECT value FROM meta WHERE name = ?", name)
+        return value
+
+    def set_meta(self, name: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def config_version(self) -> int:
+        return int(self.get_meta("config_version") or 0)
+
+    def bump_config_version(self) -> None:
+        self.set_meta("config_version", str(self.config_version() + 1))
+
+    # -- policies and hubs ----------------------------------------------------------------------
+    def get_policy(self, service: str, name: str) -> AccessPolicy | None:
+        doc = self._one("SELECT doc FROM policies WHERE service = ? AND name = ?", service, name)
+        return self._codec.decode(AccessPolicy, doc) if doc else None
+
+    def list_policies(self, service: str) -> list[AccessPolicy]:
+        rows = self._db.execute("SELECT doc FROM policies WHERE service = ? ORDER BY name", (service,))
+        return [self._codec.decode(AccessPolicy, doc) for (doc,) in rows]
+
+    def put_policy(self, policy: AccessPolicy) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO policies (service, name, doc) VALUES (?, ?, ?)",
+            (policy.service, policy.name, self._codec.encode(policy)),
+        )
+
+    def list_hubs(self) -> list[str]:
+        return [name for (name,) in self._db.execute("SELECT hostname FROM hubs ORDER BY created, hostname")]
+
+    def add_hub(self, hostname: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO hubs (hostname, created) VALUES (?, ?)", (hostname, time.time()))
+
+    def list_linked_hubs(self) -> list[LinkedHub]:
+        rows = self._db.execute("SELECT doc FROM linked_hubs ORDER BY hostname")
+        return [self._codec.decode(LinkedHub, doc) for (doc,) in rows]
+
+    def put_linked_hub(self, hub: LinkedHub) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO linked_hubs (hostname, doc) VALUES (?, ?)",
+            (hub.hostname, self._codec.encode(hub)),
+        )
+
+    def delete_linked_hub(self, hostname: str) -> bool:
+        return self._db.execute("DELETE FROM linked_hubs WHERE hostname = ?", (hostname,)).rowcount > 0
+
+    # -- enrollments -------------------------------------------------------------------------------
+    def get_enrollment(self, kind: EnrollmentKind, key: str) -> Enrollment | None:
+        doc = self._one("SELECT doc FROM enrollments WHERE kind = ? AND key = ?", str(kind), key)
+        return self._codec.decode(Enrollment, doc) if doc else None
+
+    def put_enrollment(self, enrollment: Enrollment) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO enrollments (kind, key, doc) VALUES (?, ?, ?)",
+            (str(enrollment.kind), enrollment.key, self._codec.encode(enrollment)),
+        )
+
+    def delete_enrollment(self, kind: EnrollmentKind, key: str) -> bool:
+        sql = "DELETE FROM enrollments WHERE kind = ? AND key = ?"
+        return self._db.execute(sql, (str(kind), key)).rowcount > 0
+
+    def list_enrollments(self, kind: EnrollmentKind, after: str, limit: int) -> list[Enrollment]:
+        rows = self._db.execute(
+            "SELECT doc FROM enrollments WHERE kind = ? AND key > ? ORDER BY key LIMIT ?",
+            (str(kind), after, limit),
+        )
+        return [self._codec.decode(Enrollment, doc) for (doc,) in rows]
+
+    # -- registrations, operations, attempts ----------------------------------------------------------
+    def get_registration(self, key: str) -> RegistrationRecord | None:
+        doc = self._one("SELECT doc FROM registrations WHERE key = ?", key)
+        return self._codec.decode(RegistrationRecord, doc) if doc else None
+
+    def put_registration(self, record: RegistrationRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO registrations (key, enrollment, doc) VALUES (?, ?, ?)",
+            (record.key, record.enrollment.lower(), self._codec.encode(record)),
+        )
+
+    def delete_registration(self, key: str) -> bool:
+        return self._db.execute("DELETE FROM registrations WHERE key = ?", (key,)).rowcount > 0
+
+    def list_registrations(self, enrollment: str | None, after: str, limit: int) -> list[RegistrationRecord]:
+        if enrollment is None:
+            sql, args = "SELECT doc FROM registrations WHERE key > ? ORDER BY key LIMIT ?", (after, limit)
+        else:
+            sql = "SELECT doc FROM registrations WHERE enrollment = ? AND key > ? ORDER BY key LIMIT ?"
+            args = (enrollment.lower(), after, limit)  # type: ignore[assignment]
+        return [self._codec.decode(RegistrationRecord, doc) for (doc,) in self._db.execute(sql, args)]
+
+    def get_operation(self, operation_id: str) -> Operation | None:
+        row = self._db.execute("SELECT doc, body FROM operations WHERE id = ?", (operation_id,)).fetchone()
+        if row is None:
+            return None
+        fields = self._codec.decode(_StoredOperation, row[0])
+        return Operation(
+            operation_id, fields.registration_key, fields.enrollment, fields.status, row[1], fields.created
+        )
+
+    def put_operation(self, operation: Operation) -> None:
+        stored = _StoredOperation(operation.registration_key, operation.enrollment, operation.status, operation.created)
+        self._db.execute(
+            "INSERT OR REPLACE INTO operations (id, created, doc, body) VALUES (?, ?, ?, ?)",
+            (operation.operation_id, operation.created, self._codec.encode(stored), operation.body),
+        )
+
+    def prune_operations(self, created_before: float) -> int:
+        return self._db.execute("DELETE FROM operations WHERE created < ?", (created_before,)).rowcount
+
+    def add_attempt(self, attempt: Attempt) -> None:
+        self._db.execute(
+            "INSERT INTO attempts (registration, enrollment, failed, doc) VALUES (?, ?, ?, ?)",
+            (
+                attempt.registration_id.lower(),
+                attempt.enrollment.lower() if attempt.enrollment else None,
+                attempt.outcome is not AttemptOutcome.ASSIGNED,
+                self._codec.encode(attempt),
+            ),
+        )
+
+    def list_attempts(self, query: AttemptFilter) -> list[Attempt]:
+        clauses, args = [], []
+        if query.registration_id:
+            clauses.append("registration = ?")
+            args.append(query.registration_id.lower())
+        if query.enrollment:
+            clauses.append("enrollment = ?")
+            args.append(query.enrollment.lower())
+        if query.failed_only:
+            clauses.append("failed = 1")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT doc FROM attempts {where} ORDER BY id DESC LIMIT ?"  # noqa: S608 - clauses are constants
+        rows = self._db.execute(sql, (*args, query.limit))
+        return [self._codec.decode(Attempt, doc) for (doc,) in rows]
+
+    def prune_attempts(self, keep: int) -> int:
+        newest = self._one("SELECT max(id) FROM attempts")
+        if newest is None:
+            return 0
+        return self._db.execute("DELETE FROM attempts WHERE id <= ?", (newest - keep,)).rowcount
+
+    # -- hub registry -----------------------------------------------------------------------------------
+    def get_device(self, hub: str, device_id: str) -> Device | None:
+        doc = self._one("SELECT doc FROM devices WHERE hub = ? AND id = ?", hub, device_id)
+        return self._codec.decode(Device, doc) if doc else None
+
+    def put_device(self, hub: str, device: Device) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO devices (hub, id, enabled, doc) VALUES (?, ?, ?, ?)",
+            (hub, device.device_id, device.enabled, self._codec.encode(device)),
+        )
+
+    def delete_device(self, hub: str, device_id: str) -> bool:
+        deleted = self._db.execute("DELETE FROM devices WHERE hub = ? AND id = ?", (hub, device_id)).rowcount > 0
+        self._db.execute("DELETE FROM modules WHERE hub = ? AND device = ?", (hub, device_id))
+        self._db.execute("DELETE FROM twins WHERE hub = ? AND device = ?", (hub, device_id))
+        return deleted
+
+    def list_devices(self, hub: str, after: str, limit: int) -> list[Device]:
+        rows = self._db.execute(
+            "SELECT doc FROM devices WHERE hub = ? AND id > ? ORDER BY id LIMIT ?", (hub, after, limit)
+        )
+        return [self._codec.decode(Device, doc) for (doc,) in rows]
+
+    def count_devices(self, hub: str) -> tuple[int, int]:
+        row = self._db.execute("SELECT count(*), coalesce(sum(enabled), 0) FROM devices WHERE hub = ?", (hub,))
+        total, enabled = row.fetchone()
+        return int(total), int(enabled)
+
+    def get_module(self, hub: str, device_id: str, module_id: str) -> Module | None:
+        sql = "SELECT doc FROM modules WHERE hub = ? AND device = ? AND id = ?"
+        doc = self._one(sql, hub, device_id, module_id)
+        return self._codec.decode(Module, doc) if doc else None
+
+    def put_module(self, hub: str, module: Module) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO modules (hub, device, id, doc) VALUES (?, ?, ?, ?)",
+            (hub, module.device_id, module.module_id, self._codec.encode(module)),
+        )
+
+    def delete_module(self, hub: str, device_id: str, module_id: str) -> bool:
+        args = (hub, device_id, module_id)
+        self._db.execute("DELETE FROM twins WHERE hub = ? AND device = ? AND module = ?", args)
+        return self._db.execute("DELETE FROM modules WHERE hub = ? AND device = ? AND id = ?", args).rowcount > 0
+
+    def list_modules(self, hub: str, device_id: str) -> list[Module]:
+        rows = self._db.execute("SELECT doc FROM modules WHERE hub = ? AND device = ? ORDER BY id", (hub, device_id))
+        return [self._codec.decode(Module, doc) for (doc,) in rows]
+
+    def get_twin(self, hub: str, device_id: str, module_id: str = "") -> Twin | None:
+        doc = self._one("SELECT doc FROM twins WHERE hub = ? AND device = ? AND module = ?", hub, device_id, module_id)
+        return self._codec.decode(Twin, doc) if doc else None
+
+    def put_twin(self, hub: str, twin: Twin) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO twins (hub, device, module, doc) VALUES (?, ?, ?, ?)",
+            (hub, twin.device_id, twin.module_id, self._codec.encode(twin)),
+        )
+
+    def list_twins(self, hub: str, after: tuple[str, str], limit: int, modules: bool) -> list[Twin]:
+        kind = "module != ''" if modules else "module = ''"
+        rows = self._db.execute(
+            f"SELECT doc FROM twins WHERE hub = ? AND {kind} AND (device, module) > (?, ?) "  # noqa: S608
+            "ORDER BY device, module LIMIT ?",
+            (hub, *after, limit),
+        )
+        return [self._codec.decode(Twin, doc) for (doc,) in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredOperation:
+    registration_key: str
+    enrollment: str
+    status: Any
+    created: float
+
+
+class SqliteStore:
+    """:class:`edgeprov.store.base.Store` over one SQLite file."""
+
+    def __init__(self, path: Path, vault: KeyVault) -> None:
+        self.path = path
+        self._codec = Codec(vault)
+        self._migrate()
+        self._reader = SqliteTx(connect(path), self._codec)
+        self._writer = _GroupCommitWriter(path, self._codec)
+
+    def _migrate(self) -> None:
+        conn = connect(self.path)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise InternalError(
+                    f"{self.path} was written by a newer edgeprov (schema {version}, this one knows {SCHEMA_VERSION})"
+                )
+            if version == 0:
+                conn.execute("BEGIN IMMEDIATE")
+                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:  # no other process won the race
+                    for statement in filter(str.strip, SCHEMA.split(";")):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    async def read(self, fn: Callable[[SqliteTx], T]) -> T:
+        return fn(self._reader)
+
+    async def write(self, fn: Callable[[SqliteTx], T]) -> T:
+        return await self._writer.submit(fn)
+
+    def write_blocking(self, fn: Callable[[SqliteTx], T]) -> T:
+        conn = connect(self.path)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = fn(SqliteTx(conn, self._codec))
+            conn.execute("COMMIT")
+            return result
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._writer.stop()
+
+
+class _GroupCommitWriter:
+    def __init__(self, path: Path, codec: Codec) -> None:
+        self._tx = SqliteTx(connect(path), codec)
+        self._conn = self._tx._db
+        self._queue: deque[tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]] = deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[SqliteTx], T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        with self._wake:
+            self._queue.append((fn, future))
+            self._wake.notify()
+        return future
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+        self._conn.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._stopping:
+                    self._wake.wait()
+                if not self._queue:
+                    return
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]]) -> None:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for fn, future in batch:
+                self._conn.execute("SAVEPOINT op")
+                try:
+                    outcomes.append((future, fn(self._tx), None))
+                    self._conn.execute("RELEASE op")
+                except Exception as exc:
+                    self._conn.execute("ROLLBACK TO op")
+                    self._conn.execute("RELEASE op")
+                    outcomes.append((future, None, exc))
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            failure = InternalError(f"the database refused the write: {exc}")
+            outcomes = [(future, None, failure) for _, future in batch]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
+        for loop, results in by_loop.items():
+            loop.call_soon_threadsafe(_resolve, results)
+
+
+def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, error in results:
+        if future.cancelled():
+            continue
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
