@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,23 +89,30 @@ class Login:
         assert text is not None
         return ConnectionString.parse(text)
 
-    def verify(self) -> str | bool:
+    def verify(self) -> ssl.SSLContext:
+        """The system's trust store plus the CA named by --ca, $EDGEPROV_CA or the local service."""
         ca = self.ca or os.environ.get(CA_ENV)
+        if not ca:
+            try:
+                ca = str(self.local_service()["caCertificate"])
+            except CliError:
+                ca = None
+        context = ssl.create_default_context()
         if ca:
-            return ca
-        try:
-            return str(self.local_service()["caCertificate"])
-        except CliError:
-            return True
+            try:
+                context.load_verify_locations(cafile=ca)
+            except (OSError, ssl.SSLError) as exc:
+                raise CliError(f"cannot load the CA certificate {ca}: {exc}") from None
+        return context
 
 
 class ServiceClient:
     """Signed calls to one service (the provisioning service or a hub)."""
 
-    def __init__(self, connection: ConnectionString, verify: str | bool, api_version: str) -> None:
+    def __init__(self, connection: ConnectionString, verify: ssl.SSLContext, api_version: str) -> None:
         self._connection = connection
         self._api_version = api_version
-        self._http = httpx.Client(base_url=f"https://{connection.host}", verify=verify, timeout=TIMEOUT)
+        self._verify = verify
 
     def _token(self) -> str:
         return sas.token_for(self._connection.host, self._connection.key, 3600, self._connection.key_name)
@@ -119,8 +127,12 @@ class ServiceClient:
     ) -> httpx.Response:
         all_headers = {"Authorization": self._token(), **(headers or {})}
         query = {"api-version": self._api_version, **(params or {})}
+        # One connection per call: a CLI run makes a handful, and nothing is left open on exit.
         try:
-            response = self._http.request(method, path, json=body, headers=all_headers, params=query)
+            with httpx.Client(
+                base_url=f"https://{self._connection.host}", verify=self._verify, timeout=TIMEOUT
+            ) as http:
+                response = http.request(method, path, json=body, headers=all_headers, params=query)
         except httpx.ConnectError as exc:
             raise CliError(f"cannot reach https://{self._connection.host}: {exc}") from None
         except httpx.HTTPError as exc:
