@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.device_support import Device
 from tests.support import SDK_DIR, Server, start_server
 
 
@@ -24,3 +25,13 @@ def sdk() -> Path:
     assert (SDK_DIR / "venv" / "bin" / "python").exists(), f"run scripts/test: no SDK harness in {SDK_DIR}"
     assert (SDK_DIR / "node" / "node_modules").is_dir(), f"run scripts/test: no Node SDKs in {SDK_DIR}"
     return SDK_DIR
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Iterator[Device]:
+    """A device runtime with its own state directory; its agent is stopped afterwards."""
+    runtime = Device(tmp_path / "state")
+    try:
+        yield runtime
+    finally:
+        runtime.stop()

@@ -81,6 +81,7 @@ class Agent:
             await self._serve(identity)
         finally:
             self._publish(state="stopped", stopped_at=time.time())
+            self._state.pid_file.unlink(missing_ok=True)
             self._log.info("Stopped.")
 
     # -- identity ------------------------------------------------------------------------------------------

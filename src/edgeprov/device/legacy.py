@@ -77,6 +77,9 @@ def import_legacy(path: Path) -> dict[str, Any]:
     document: dict[str, Any] = {}
     if isinstance(old.get("hostname"), str):
         document["hostname"] = old["hostname"]
+    certificates = old.get("certificates")
+    if isinstance(certificates, dict) and isinstance(certificates.get("trusted_ca_certs"), str):
+        document["trust_bundle_cert"] = Path(certificates["trusted_ca_certs"]).resolve().as_uri()
     document["auto_reprovisioning_mode"] = _mode(provisioning).value
     document["provisioning"] = _provisioning(source, provisioning)
     for name in ("agent", "connect", "listen", "moby_runtime", "watchdog"):
