@@ -243,5 +243,5 @@ def test_check_reports_json_and_fails_before_apply(server: Server, device: Devic
     assert report["checks"]["host-connect-iothub-https"]["result"]["result"] == "skipped"
     assert "now" in report["additional_info"]
     text = device.cli("check", "-c", str(config))
-    assert "× device key file is present with safe permissions - Error" in text.out
+    assert "× device key file is present with safe permissions - Error" in text.out  # noqa: RUF001 - the symbol iotedge prints
     assert "check(s) raised errors. Re-run with --verbose for more details." in text.out

@@ -1,0 +1,74 @@
+"""The runtime's other commands: fleet rendering, following the log, version."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from edgeprov import sas
+from edgeprov.device.log import runtime_log
+from tests.device_support import Device
+
+GROUP = "yzA0g1aFnPFHZFmviKjl/2VXQ3/BSHEz67ZTi7J+iFijTemU0PTL+XH+XBpPUGiEaE+HaOybHgy5O1vw4PFrUg=="
+TEMPLATE = """hostname = "{{hostname}}"
+
+[provisioning]
+source = "dps"
+global_endpoint = "https://dps.example"
+id_scope = "0ne00000A0A"
+
+[provisioning.attestation]
+method = "symmetric_key"
+registration_id = "{{registration_id}}"
+symmetric_key = { value = "{{device_key}}" }
+"""
+
+
+def test_render_writes_a_ready_config_for_one_device(device: Device, tmp_path: Path) -> None:
+    template, group_key, output = tmp_path / "config.toml.tmpl", tmp_path / "group.key", tmp_path / "config.toml"
+    template.write_text(TEMPLATE)
+    group_key.write_text(GROUP + "\n")
+    args = ("config", "render", "--template", str(template), "--registration-id", "edge-0042")
+
+    result = device.cli_ok(*args, "--group-key-file", str(group_key), "-o", str(output))
+
+    assert result.out == f"Wrote {output} for registration ID edge-0042.\n"
+    text = output.read_text()
+    assert sas.derive_device_key_b64(GROUP, "edge-0042") in text
+    assert GROUP not in text
+    assert 'hostname = "edge-0042"' in text
+    assert stat.S_IMODE(output.stat().st_mode) == 0o600
+    refused = device.cli(*args, "--group-key-file", str(group_key), "-o", str(output))
+    assert refused.code == 1
+    assert "already exists" in refused.err
+
+
+def test_system_logs_follow(device: Device) -> None:
+    device.state.create()
+    with runtime_log(device.state.log) as log:
+        log.info("first line")
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "edgeprov", "device", "system", "logs", "--", "-f", "-n", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "EDGEPROV_STATE": str(device.root)},
+    )
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline().endswith("[INFO] - first line\n")
+        with runtime_log(device.state.log) as log:
+            log.warning("second line")
+        assert follower.stdout.readline().endswith("[WARNING] - second line\n")
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
+        if follower.stdout is not None:
+            follower.stdout.close()
+    assert device.cli_ok("system", "logs").out.count("line\n") == 2
+
+
+def test_version(device: Device) -> None:
+    assert device.cli_ok("version").out == "edgeprov device 0.1.0\n"
