@@ -88,3 +88,19 @@ method = "symmetric_key"
 registration_id = "{registration_id}"
 {key_line}
 """
+
+
+# spec/dps-protocol.md §2.4's example group key, and a fleet template for `config render`.
+EXAMPLE_GROUP_KEY = "yzA0g1aFnPFHZFmviKjl/2VXQ3/BSHEz67ZTi7J+iFijTemU0PTL+XH+XBpPUGiEaE+HaOybHgy5O1vw4PFrUg=="
+FLEET_TEMPLATE = """hostname = "{{hostname}}"
+
+[provisioning]
+source = "dps"
+global_endpoint = "https://dps.example"
+id_scope = "0ne00000A0A"
+
+[provisioning.attestation]
+method = "symmetric_key"
+registration_id = "{{registration_id}}"
+symmetric_key = { value = "{{ device_key }}" }
+"""

@@ -10,35 +10,21 @@ from pathlib import Path
 
 from edgeprov import sas
 from edgeprov.device.log import runtime_log
-from tests.device_support import Device
-
-GROUP = "yzA0g1aFnPFHZFmviKjl/2VXQ3/BSHEz67ZTi7J+iFijTemU0PTL+XH+XBpPUGiEaE+HaOybHgy5O1vw4PFrUg=="
-TEMPLATE = """hostname = "{{hostname}}"
-
-[provisioning]
-source = "dps"
-global_endpoint = "https://dps.example"
-id_scope = "0ne00000A0A"
-
-[provisioning.attestation]
-method = "symmetric_key"
-registration_id = "{{registration_id}}"
-symmetric_key = { value = "{{device_key}}" }
-"""
+from tests.device_support import EXAMPLE_GROUP_KEY, FLEET_TEMPLATE, Device
 
 
 def test_render_writes_a_ready_config_for_one_device(device: Device, tmp_path: Path) -> None:
     template, group_key, output = tmp_path / "config.toml.tmpl", tmp_path / "group.key", tmp_path / "config.toml"
-    template.write_text(TEMPLATE)
-    group_key.write_text(GROUP + "\n")
+    template.write_text(FLEET_TEMPLATE)
+    group_key.write_text(EXAMPLE_GROUP_KEY + "\n")
     args = ("config", "render", "--template", str(template), "--registration-id", "edge-0042")
 
     result = device.cli_ok(*args, "--group-key-file", str(group_key), "-o", str(output))
 
     assert result.out == f"Wrote {output} for registration ID edge-0042.\n"
     text = output.read_text()
-    assert sas.derive_device_key_b64(GROUP, "edge-0042") in text
-    assert GROUP not in text
+    assert sas.derive_device_key_b64(EXAMPLE_GROUP_KEY, "edge-0042") in text
+    assert EXAMPLE_GROUP_KEY not in text
     assert 'hostname = "edge-0042"' in text
     assert stat.S_IMODE(output.stat().st_mode) == 0o600
     refused = device.cli(*args, "--group-key-file", str(group_key), "-o", str(output))

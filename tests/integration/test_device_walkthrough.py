@@ -19,9 +19,17 @@ from tests.support import Server, attempts, running, unique
 ENDPOINT = "https://localhost:{port}"
 
 
-def _group_key(server: Server, group: str) -> str:
+def _group_device(server: Server, prefix: str) -> tuple[str, str, str]:
+    """An edge-enabled group with tags, a registration id in it, and its derived key (computed offline)."""
+    group, registration_id = unique(prefix), unique(f"{prefix}-edge")
+    server.cli_ok(
+        "dps", "enrollment-group", "create", "--enrollment-id", group, "--edge-enabled",
+        "--initial-twin-tags", '{"environment":"test"}',
+    )  # fmt: skip
     shown = server.cli_ok("dps", "enrollment-group", "show", "--enrollment-id", group, "--show-keys").json()
-    return str(shown["attestation"]["symmetricKey"]["primaryKey"])
+    group_key = shown["attestation"]["symmetricKey"]["primaryKey"]
+    args = ("dps", "compute-device-key", "--key", group_key, "--registration-id", registration_id)
+    return group, registration_id, server.cli_ok(*args).out.strip()
 
 
 def _assert_in_hub(server: Server, registration_id: str) -> None:
@@ -31,6 +39,11 @@ def _assert_in_hub(server: Server, registration_id: str) -> None:
     with server.hub() as hub:
         modules = hub.request("GET", f"/devices/{registration_id}/modules").json()
     assert sorted(m["moduleId"] for m in modules) == ["$edgeAgent", "$edgeHub"]
+
+
+def _assert_group_lists(server: Server, group: str, registration_id: str) -> None:
+    records = server.cli_ok("dps", "registration", "list", "--enrollment-id", group, "-o", "json").json()
+    assert [(r["registrationId"], r["status"]) for r in records] == [(registration_id, "assigned")]
 
 
 def _assert_runtime_answers(device: Device, config: Path) -> None:
@@ -51,14 +64,7 @@ def _assert_runtime_answers(device: Device, config: Path) -> None:
 
 @pytest.mark.spec("edge-runtime.md §1.2, §2.1, §4")
 def test_group_enrollment_walkthrough(server: Server, device: Device, tmp_path: Path) -> None:
-    group, registration_id = unique("fleet"), unique("edge")
-    server.cli_ok(
-        "dps", "enrollment-group", "create", "--enrollment-id", group, "--edge-enabled",
-        "--initial-twin-tags", '{"environment":"test"}',
-    )  # fmt: skip
-    key = server.cli_ok(
-        "dps", "compute-device-key", "--key", _group_key(server, group), "--registration-id", registration_id
-    ).out.strip()
+    group, registration_id, key = _group_device(server, "fleet")
     config = tmp_path / "config.toml"
     endpoint = ENDPOINT.format(port=server.https_port)
     config.write_text(
@@ -76,8 +82,7 @@ def test_group_enrollment_walkthrough(server: Server, device: Device, tmp_path: 
     assert key not in device.log() + applied.out + applied.err
     _assert_runtime_answers(device, config)
     _assert_in_hub(server, registration_id)
-    records = server.cli_ok("dps", "registration", "list", "--enrollment-id", group, "-o", "json").json()
-    assert [(r["registrationId"], r["status"]) for r in records] == [(registration_id, "assigned")]
+    _assert_group_lists(server, group, registration_id)
 
 
 @pytest.mark.spec("edge-runtime.md §1.2 (symmetric_key uri)")
@@ -108,14 +113,7 @@ def test_individual_enrollment_with_key_file(server: Server, device: Device, tmp
 
 @pytest.mark.spec("edge-runtime.md §1.5, §1.6, §2.2")
 def test_legacy_config_yaml_imported_then_applied(server: Server, device: Device, tmp_path: Path) -> None:
-    group, registration_id = unique("legacy"), unique("edge-old")
-    server.cli_ok(
-        "dps", "enrollment-group", "create", "--enrollment-id", group, "--edge-enabled",
-        "--initial-twin-tags", '{"environment":"test"}',
-    )  # fmt: skip
-    key = server.cli_ok(
-        "dps", "compute-device-key", "--key", _group_key(server, group), "--registration-id", registration_id
-    ).out.strip()
+    group, registration_id, key = _group_device(server, "legacy")
     legacy = tmp_path / "config.yaml"
     legacy.write_text(
         f"""provisioning:
@@ -165,6 +163,7 @@ certificates:
     listing = device.cli_ok("list").out
     assert "mcr.microsoft.com/azureiotedge-agent:1.1" in listing
     _assert_in_hub(server, registration_id)
+    _assert_group_lists(server, group, registration_id)
     assert "auto_reprovisioning_mode is AlwaysOnStartup: provisioning again" in device.log()
 
 

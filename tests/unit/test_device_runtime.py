@@ -17,10 +17,10 @@ from edgeprov.device.legacy import import_legacy
 from edgeprov.device.render import check_rendered, render
 from edgeprov.device.settings import DeviceKey, DpsProvisioning, Endpoint, ReprovisioningMode
 from edgeprov.errors import ConfigInvalid
+from tests.device_support import EXAMPLE_GROUP_KEY, FLEET_TEMPLATE
 
 # spec/dps-protocol.md §2.4: the project example's derived key.
 DERIVED = "XlwwwrwfbFMP0llNubFk6ng0al6BvRBalhLQmzK1BPg="
-GROUP = "yzA0g1aFnPFHZFmviKjl/2VXQ3/BSHEz67ZTi7J+iFijTemU0PTL+XH+XBpPUGiEaE+HaOybHgy5O1vw4PFrUg=="
 
 
 @pytest.mark.spec("edge-runtime.md §3.1 (SAS token construction)")
@@ -120,24 +120,10 @@ def test_legacy_rules_with_their_lines(tmp_path: Path) -> None:
         import_legacy(legacy)
 
 
-TEMPLATE = """hostname = "{{hostname}}"
-
-[provisioning]
-source = "dps"
-global_endpoint = "https://dps.example"
-id_scope = "0ne00000A0A"
-
-[provisioning.attestation]
-method = "symmetric_key"
-registration_id = "{{registration_id}}"
-symmetric_key = { value = "{{ device_key }}" }
-"""
-
-
 def test_render_derives_the_device_key_and_leaves_out_the_group_key() -> None:
-    text = render(TEMPLATE, "t", "edge-device-01", GROUP, "edge-device-01.local")
-    assert GROUP not in text
-    loaded = check_rendered(text, GROUP, "out")
+    text = render(FLEET_TEMPLATE, "t", "edge-device-01", EXAMPLE_GROUP_KEY, "edge-device-01.local")
+    assert EXAMPLE_GROUP_KEY not in text
+    loaded = check_rendered(text, EXAMPLE_GROUP_KEY, "out")
     provisioning = loaded.config.provisioning
     assert isinstance(provisioning, DpsProvisioning)
     assert provisioning.key.raw == base64.b64decode(DERIVED)
@@ -146,4 +132,4 @@ def test_render_derives_the_device_key_and_leaves_out_the_group_key() -> None:
 
 def test_render_refuses_a_template_without_device_key() -> None:
     with pytest.raises(ConfigInvalid, match="no \\{\\{device_key\\}\\} placeholder"):
-        render(TEMPLATE.replace("{{ device_key }}", "x"), "t", "r", GROUP, "h")
+        render(FLEET_TEMPLATE.replace("{{ device_key }}", "x"), "t", "r", EXAMPLE_GROUP_KEY, "h")

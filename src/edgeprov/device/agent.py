@@ -18,7 +18,7 @@ import os
 import signal
 import time
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from edgeprov import __version__
 from edgeprov.device.backoff import Backoff, BackoffSettings
@@ -171,8 +171,8 @@ class Agent:
         except IdentityRejected as exc:
             raise _SessionRejected(exc) from None
 
-    def _publish(self, **fields: object) -> None:
-        self.status = replace(self.status, **fields)  # type: ignore[arg-type]
+    def _publish(self, **fields: Any) -> None:
+        self.status = replace(self.status, **fields)
         save_status(self._state, self.status)
 
 

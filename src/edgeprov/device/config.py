@@ -33,7 +33,7 @@ from edgeprov.device.settings import (
     ReprovisioningMode,
     SocketUris,
 )
-from edgeprov.device.syntax import syntax_error
+from edgeprov.device.syntax import KEY_HINT, syntax_error
 from edgeprov.device.toml_lines import KeyLines, KeyPath
 from edgeprov.errors import BadRequest, ConfigInvalid
 
@@ -56,7 +56,6 @@ TOP_LEVEL_SETTINGS = frozenset(
     }
 )  # fmt: skip
 DEFAULT_MOBY = MobyRuntime()
-KEY_HINT = 'symmetric_key = { value = "<base64 key>" }  or  symmetric_key = { uri = "file:///path/to/key" }'
 
 T = TypeVar("T")
 

@@ -138,8 +138,8 @@ class AgentStatus:
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> AgentStatus | None:
         try:
-            status = cls(**value)
-            return status.__class__(**{**value, "identity": Phase(status.identity), "modules": Phase(status.modules)})
+            phases = {name: Phase(value.get(name, Phase.PENDING)) for name in ("identity", "modules")}
+            return cls(**{**value, **phases})
         except (TypeError, ValueError):
             return None
 

@@ -12,6 +12,7 @@ from edgeprov.device.settings import ReprovisioningMode
 from edgeprov.device.toml_lines import KeyLines, split_dotted
 from edgeprov.errors import ConfigInvalid
 
+KEY_HINT = 'symmetric_key = { value = "<base64 key>" }  or  symmetric_key = { uri = "file:///path/to/key" }'
 _POSITION = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$", re.DOTALL)
 _BARE_VALUE = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.-]+)\s*=\s*(?P<value>[A-Za-z][A-Za-z0-9_.:/-]*)\s*(?:#.*)?$")
 _KEY = re.compile(r"^\s*(?P<key>[A-Za-z0-9_.\"'-]+)\s*=")
@@ -55,5 +56,5 @@ def _duplicate(key: str, lines: KeyLines, path: str, line: int) -> ConfigInvalid
     earlier = f" (first on line {first})" if first else ""
     hint = f"keep one `{key} = …` line and delete or comment out the other"
     if key == "symmetric_key":
-        hint = 'one of symmetric_key = { value = "<base64>" } or symmetric_key = { uri = "file:///path" }'
+        hint = f"one of {KEY_HINT}"
     return ConfigInvalid(f"`{key}` is set twice{earlier}", path=path, line=line, hint=hint)
