@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.device_support import Device, dps_config
+from tests.device_support import Device, dps_config, wait_for
 from tests.support import Server, attempts, running, unique
 
 ENDPOINT = "https://localhost:{port}"
@@ -244,3 +244,48 @@ def test_check_reports_json_and_fails_before_apply(server: Server, device: Devic
     text = device.cli("check", "-c", str(config))
     assert "× device key file is present with safe permissions - Error" in text.out  # noqa: RUF001 - the symbol iotedge prints
     assert "check(s) raised errors. Re-run with --verbose for more details." in text.out
+
+
+def test_refusal_is_printed_with_the_service_reason(server: Server, device: Device, tmp_path: Path) -> None:
+    group, registration_id, _ = _group_device(server, "wrongkey")
+    shown = server.cli_ok("dps", "enrollment-group", "show", "--enrollment-id", group, "--show-keys").json()
+    group_key = shown["attestation"]["symmetricKey"]["primaryKey"]
+    config = tmp_path / "config.toml"
+    key_line = f'symmetric_key = {{ value = "{group_key}" }}'
+    config.write_text(
+        dps_config(ENDPOINT.format(port=server.https_port), server.id_scope, registration_id, key_line, server.ca)
+    )
+
+    result = device.cli("config", "apply", "-c", str(config), "--no-restart")
+
+    assert result.code == 1
+    assert result.err.startswith(
+        "error: the provisioning service refused the registration (HTTP 401, errorCode 401002)"
+    )
+    assert "derived key" in result.err
+    assert group_key not in result.out + result.err + device.log()
+
+
+@pytest.mark.spec("edge-runtime.md §3.5 (OnErrorOnly: the identity is refused)")
+def test_device_deleted_from_hub_is_provisioned_again(server: Server, device: Device, tmp_path: Path) -> None:
+    registration_id = unique("edge-gone")
+    key = server.cli_ok("dps", "enrollment", "create", "--enrollment-id", registration_id, "--show-keys").json()[
+        "attestation"
+    ]["symmetricKey"]["primaryKey"]
+    config = tmp_path / "config.toml"
+    key_line = f'symmetric_key = {{ value = "{key}" }}'
+    text = dps_config(ENDPOINT.format(port=server.https_port), server.id_scope, registration_id, key_line, server.ca)
+    config.write_text('auto_reprovisioning_mode = "OnErrorOnly"\n' + text)
+    device.cli_ok("config", "apply", "-c", str(config))
+    device.wait_healthy()
+    server.cli_ok("hub", "device-identity", "delete", "--device-id", registration_id)
+
+    device.cli_ok("system", "restart")
+
+    wait_for(lambda: "provisioning again in" in device.log(), "the hub's refusal to lead to provisioning")
+    device.wait_healthy()
+    assert server.cli_ok("hub", "device-identity", "show", "--device-id", registration_id).json()["deviceId"] == (
+        registration_id
+    )
+    log = device.log()
+    assert log.index("Provisioned with backup for device") < log.index("provisioning again in")

@@ -173,11 +173,13 @@ def _status(args: argparse.Namespace) -> int:
     for service in services:
         print(f"    {service.name:<24}{service.state}")
     print()
-    for service in services:
-        if not service.healthy:
-            print(f"{service.name} is in a bad state because:")
-            sys.stdout.writelines(tail(state.log, BAD_STATE_LINES))
-            print()
+    down = [service.name for service in services if not service.healthy]
+    if down:
+        # One log for the whole runtime: its last lines are shown once, for all that is down.
+        print(f"{', '.join(down)} {'is' if len(down) == 1 else 'are'} in a bad state because:")
+        lines = tail(state.log, BAD_STATE_LINES)
+        sys.stdout.writelines(lines or ["(nothing logged yet: has 'edgeprov device config apply' been run?)\n"])
+        print()
     print("Use 'edgeprov device system logs' to check for non-fatal errors.")
     print("Use 'edgeprov device check' to diagnose connectivity and configuration issues.")
     return 0
@@ -312,11 +314,28 @@ def _leaf(
     handler: Callable[[argparse.Namespace], int],
     help: str,
 ) -> argparse.ArgumentParser:
-    parser = command(sub, name, handler, help)
+    parser = command(sub, name, _file_errors(handler), help)
     parser.add_argument(
         "--state-dir", help="the runtime's state directory (default: $EDGEPROV_STATE or /var/lib/edgeprov)"
     )
     return parser
+
+
+def _file_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A file the runtime cannot read or write is a message, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except PermissionError as exc:
+            raise CliError(
+                f"permission denied: {exc.filename}. Run as root, or give a directory of your own with --state-dir "
+                "(or $EDGEPROV_STATE)"
+            ) from None
+        except OSError as exc:
+            raise CliError(f"{exc.filename or 'file'}: {exc.strerror or exc}") from None
+
+    return run
 
 
 def _config_flag(parser: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from edgeprov.device.config import LoadedConfig, load_config
 from edgeprov.device.files import read_json, write_atomic, write_json
 from edgeprov.device.settings import DpsProvisioning
 from edgeprov.device.state import StateDir
-from edgeprov.errors import ConfigInvalid
+from edgeprov.errors import DeviceRuntimeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +43,8 @@ def record_applied(state: StateDir, loaded: LoadedConfig, source: Path) -> None:
 
 def load_applied(state: StateDir) -> LoadedConfig:
     if not state.applied_config.exists():
-        raise ConfigInvalid(
-            f"no configuration has been applied to {state.root}",
-            hint="edgeprov device config apply -c /etc/aziot/config.toml",
+        raise DeviceRuntimeError(
+            f"no configuration has been applied to {state.root}; run: edgeprov device config apply -c FILE"
         )
     return load_config(state.applied_config)
 
