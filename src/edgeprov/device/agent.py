@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -35,14 +36,14 @@ NO_HUB_SESSION = "not available in this release: the MQTT hub session is not bui
 class HubSession(Protocol):
     """The device's live connection to its hub.
 
-    ``run`` connects with the device's identity and key, reports the runtime's state in the
-    ``$edgeAgent`` twin, and returns only by raising: :class:`ServiceUnreachable` when the
+    ``run`` connects with the device's identity and key, reports the runtime's state (``status()``
+    gives the current one) in the ``$edgeAgent`` twin, and returns only by raising: :class:`ServiceUnreachable` when the
     connection is lost or cannot be made (the agent waits and calls ``run`` again), or
     :class:`IdentityRejected` when the hub refuses the credentials or the device is disabled
     (the agent may provision again, by ``auto_reprovisioning_mode``).
     """
 
-    async def run(self, identity: Identity, key: DeviceKey, status: AgentStatus) -> None: ...
+    async def run(self, identity: Identity, key: DeviceKey, status: Callable[[], AgentStatus]) -> None: ...
 
 
 class _SessionRejected(Exception):
@@ -167,7 +168,7 @@ class Agent:
             await asyncio.Event().wait()  # until cancelled
             return
         try:
-            await self._session.run(identity, key, self.status)
+            await self._session.run(identity, key, lambda: self.status)
         except IdentityRejected as exc:
             raise _SessionRejected(exc) from None
 
