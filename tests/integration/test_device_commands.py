@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 from edgeprov import sas
 from edgeprov.device.log import runtime_log
@@ -32,6 +34,18 @@ def test_render_writes_a_ready_config_for_one_device(device: Device, tmp_path: P
     assert "already exists" in refused.err
 
 
+def _readline(stream: IO[bytes], timeout: float = 20.0) -> str:
+    """One line from a pipe, failing instead of hanging if none comes."""
+    line = b""
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([stream], [], [], timeout)
+        assert ready, f"no line within {timeout} s (got {line!r})"
+        chunk = os.read(stream.fileno(), 1)
+        assert chunk, f"the stream ended (got {line!r})"
+        line += chunk
+    return line.decode()
+
+
 def test_system_logs_follow(device: Device) -> None:
     device.state.create()
     with runtime_log(device.state.log) as log:
@@ -39,15 +53,15 @@ def test_system_logs_follow(device: Device) -> None:
     follower = subprocess.Popen(
         [sys.executable, "-m", "edgeprov", "device", "system", "logs", "--", "-f", "-n", "1"],
         stdout=subprocess.PIPE,
-        text=True,
+        bufsize=0,
         env={**os.environ, "EDGEPROV_STATE": str(device.root)},
     )
     try:
         assert follower.stdout is not None
-        assert follower.stdout.readline().endswith("[INFO] - first line\n")
+        assert _readline(follower.stdout).endswith("[INFO] - first line\n")
         with runtime_log(device.state.log) as log:
             log.warning("second line")
-        assert follower.stdout.readline().endswith("[WARNING] - second line\n")
+        assert _readline(follower.stdout).endswith("[WARNING] - second line\n")
     finally:
         follower.terminate()
         follower.wait(timeout=10)

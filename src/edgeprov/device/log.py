@@ -52,17 +52,20 @@ def tail(path: Path, lines: int) -> list[str]:
 
 def follow(path: Path, write: Callable[[str], None], lines: int, keep_going: Callable[[], bool]) -> None:
     """Print the last lines, then every new one, until ``keep_going`` says stop (or Ctrl-C)."""
-    for line in tail(path, lines):
-        write(line)
-    position = path.stat().st_size if path.exists() else 0
+    position = 0
+    with contextlib.suppress(FileNotFoundError), path.open("rb") as handle:
+        # The last lines and the position after them come from one read, so no line falls between.
+        for line in deque(handle, maxlen=lines):
+            write(line.decode("utf-8", "replace"))
+        position = handle.tell()
     while keep_going():
         size = path.stat().st_size if path.exists() else 0
         if size < position:  # rotated: start the new file from its beginning
             position = 0
         if size > position:
-            with path.open(encoding="utf-8", errors="replace") as handle:
+            with path.open("rb") as handle:
                 handle.seek(position)
                 for line in handle:
-                    write(line)
+                    write(line.decode("utf-8", "replace"))
                 position = handle.tell()
         time.sleep(FOLLOW_POLL)
