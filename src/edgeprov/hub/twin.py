@@ -129,6 +129,16 @@ def _value_size(path: str, value: Any, depth: int, allow_null: bool) -> int:
     raise InvalidTwin(f"'{path}' has an unsupported value type")
 
 
+@dataclass(frozen=True, slots=True)
+class DesiredChange:
+    """Desired properties that changed, for the device or module to hear of after the commit."""
+
+    device_id: str
+    module_id: str
+    patch: JsonObject
+    version: int
+
+
 def etag_for(version: int) -> str:
     return base64.b64encode(version.to_bytes(8, "big")).decode()
 
@@ -203,10 +213,13 @@ class Twin:
         return replace(self, tags=copy.deepcopy(tags), version=self.version + 1)
 
     def replace_desired(self, desired: JsonObject, now: float) -> tuple[Twin, JsonObject]:
-        """Replace all desired properties; also returns the diff connected devices are sent."""
+        """Replace all desired properties; also returns the diff connected devices are sent.
+
+        Replacing them with what they already are changes nothing, not even the version.
+        """
         check_collection("desired", desired, allow_null=False)
         change = diff(self.desired.values, desired)
-        return self.patch_desired(change, now), change
+        return (self.patch_desired(change, now) if change else self), change
 
     def reset(self, tags: JsonObject, desired: JsonObject, now: float) -> Twin:
         """Back to an initial state (re-provisioning with reset), versions still moving forward."""

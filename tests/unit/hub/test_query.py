@@ -13,6 +13,7 @@ from edgeprov.hub.query import (
     UNDEFINED,
     Aggregation,
     Collection,
+    Condition,
     evaluate,
     holds,
     parse_condition,
@@ -175,11 +176,12 @@ def test_count_and_group_by() -> None:
 
 def test_collections_and_target_conditions() -> None:
     assert parse_query("SELECT * FROM devices.modules WHERE moduleId = '$edgeAgent'").collection is Collection.MODULES
-    assert parse_condition("*") == (None, None)
-    collection, condition = parse_condition("FROM devices.modules WHERE tags.building = 43")
-    assert collection is Collection.MODULES
-    assert holds(condition, {"tags": {"building": 43}})
-    assert parse_condition("tags.environment='test'")[0] is None
+    assert parse_condition(" * ") == Condition(None, None, "*")
+    condition = parse_condition("FROM devices.modules WHERE tags.building = 43 ")
+    assert condition.collection is Collection.MODULES
+    assert condition.text == "tags.building = 43"
+    assert holds(condition.expression, {"tags": {"building": 43}})
+    assert parse_condition("tags.environment='test'").collection is None
 
 
 @pytest.mark.spec("hub-protocol.md §4")

@@ -122,3 +122,16 @@ class Query:
     def aggregates(self) -> bool:
         """Whether rows are groups of twins rather than twins."""
         return bool(self.group_by) or any(isinstance(item.value, Aggregate) for item in self.items or ())
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A target condition: which twins a configuration targets.
+
+    ``expression`` None (written ``*``) targets every twin; ``text`` is the expression as written,
+    without the optional ``FROM collection WHERE`` prefix, for building queries around it.
+    """
+
+    collection: Collection | None
+    expression: Expression | None
+    text: str

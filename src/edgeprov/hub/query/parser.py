@@ -28,6 +28,7 @@ from edgeprov.hub.query.nodes import (
     Call,
     Collection,
     Comparison,
+    Condition,
     Expression,
     Literal,
     Logical,
@@ -61,7 +62,7 @@ def parse_query(text: str) -> Query:
     return _Parser(text).query()
 
 
-def parse_condition(text: str) -> tuple[Collection | None, Expression | None]:
+def parse_condition(text: str) -> Condition:
     """A target condition: a WHERE expression, optionally after ``FROM collection WHERE``; ``*`` is every twin."""
     return _Parser(text).condition()
 
@@ -118,16 +119,17 @@ class _Parser:
         _check_grouping(query)
         return query
 
-    def condition(self) -> tuple[Collection | None, Expression | None]:
+    def condition(self) -> Condition:
         collection = None
         if self._accept_word("FROM"):
             collection = self._collection()
             self._expect_word("WHERE")
         elif self._peek().is_symbol("*") and self._peek(1).kind is Kind.END:
-            return None, None
+            return Condition(None, None, "*")
+        start = self._peek().position
         expression = self._expression()
         self._end("AND, OR or the end of the condition")
-        return collection, expression
+        return Condition(collection, expression, self._text[start:].strip())
 
     def _end(self, expected: str) -> None:
         if self._peek().kind is not Kind.END:
