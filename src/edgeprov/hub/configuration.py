@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,8 +120,8 @@ class Configuration:
     def custom_metrics(self) -> list[Metric]:
         return [Metric(name, name, query) for name, query in self.metric_queries.items()]
 
-    def to_json(self, results: dict[str, int]) -> JsonObject:
-        """The wire form, with ``results`` of the system and custom metrics by their result names."""
+    def to_json(self, counts: Mapping[Metric, int]) -> JsonObject:
+        """The wire form, with the ``counts`` of its system and custom metrics."""
         system, custom = self.system_metrics(), self.custom_metrics()
         return {
             "id": self.config_id,
@@ -131,8 +132,8 @@ class Configuration:
             "createdTimeUtc": iso(self.created),
             "lastUpdatedTimeUtc": iso(self.updated),
             "priority": self.priority,
-            "systemMetrics": _metrics_json(system, results, defaults=("targetedCount",)),
-            "metrics": _metrics_json(custom, results),
+            "systemMetrics": _metrics_json(system, counts, defaults=("targetedCount",)),
+            "metrics": _metrics_json(custom, counts),
             "etag": self.etag,
         }
 
@@ -145,9 +146,9 @@ def _collection_of(kind: str) -> tuple[str, str]:
     return ("devices.modules", "deviceId, moduleId") if kind == "moduleContent" else ("devices", "deviceId")
 
 
-def _metrics_json(metrics: list[Metric], results: dict[str, int], defaults: tuple[str, ...] = ()) -> JsonObject:
-    counts = {name: 0 for name in defaults} | {m.result: results.get(m.result, 0) for m in metrics}
-    return {"results": counts, "queries": {m.query_name: m.query for m in metrics}}
+def _metrics_json(metrics: list[Metric], counts: Mapping[Metric, int], defaults: tuple[str, ...] = ()) -> JsonObject:
+    results = {name: 0 for name in defaults} | {m.result: counts.get(m, 0) for m in metrics}
+    return {"results": results, "queries": {m.query_name: m.query for m in metrics}}
 
 
 def check_configuration_id(config_id: str) -> None:
