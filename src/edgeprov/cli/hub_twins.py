@@ -47,7 +47,7 @@ def _twin_update(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     """Every result of the query, following continuation tokens (``--top`` stops early)."""
-    pages = hub_client(args).pages("/devices/query", {"query": args.query_command})
+    pages = hub_client(args).pages("/devices/query", {"query": args.query_command}, args.page_size)
     items = list(islice(pages, args.top) if args.top else pages)
     emit(items, args.output, _result_columns(items))
     return 0
@@ -85,5 +85,6 @@ def register(groups: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     query = command(groups, "query", _query, "query twins: SELECT ... FROM devices | devices.modules [WHERE ...]")
     query.add_argument("--query-command", "-q", required=True, help='the query, e.g. "SELECT * FROM devices"')
     query.add_argument("--top", type=int, help="at most this many results")
+    query.add_argument("--page-size", type=int, default=1000, help="results asked for per request")
     add_output(query, "table")
     add_hub_login(query)
