@@ -14,7 +14,7 @@ from edgeprov.errors import BadRequest, DeviceAlreadyExists, DeviceNotFound, Edg
 from edgeprov.etags import check_if_match
 from edgeprov.hub import registry
 from edgeprov.hub.identities import device_from_json
-from edgeprov.hub.twin import DesiredChange
+from edgeprov.hub.twin import DesiredChange, writable
 from edgeprov.store.base import Tx
 from edgeprov.types import JsonObject
 
@@ -139,4 +139,4 @@ def _import_twin(tx: Tx, hub: str, item: JsonObject, mode: ImportMode, now: floa
 def _object(value: Any, what: str) -> JsonObject:
     if not isinstance(value, dict):
         raise BadRequest(f"'{what}' must be a JSON object")
-    return {key: child for key, child in value.items() if not key.startswith("$")}
+    return writable(value)

@@ -17,7 +17,7 @@ from edgeprov.etags import check_if_match
 from edgeprov.hub import bulk, deployment, registry
 from edgeprov.hub.identities import device_from_json, module_from_json
 from edgeprov.hub.model import Device, Module
-from edgeprov.hub.twin import DesiredChange, Twin
+from edgeprov.hub.twin import DesiredChange, Twin, writable
 from edgeprov.hub.views import render_twin
 from edgeprov.store.base import Store, Tx
 from edgeprov.types import JsonObject
@@ -205,12 +205,7 @@ def _twin_sections(body: JsonObject, *, replace_all: bool) -> tuple[JsonObject |
     for name, value in (("tags", tags), ("properties.desired", desired)):
         if value is not None and not isinstance(value, dict):
             raise BadRequest(f"'{name}' must be a JSON object")
-    return _without_metadata(tags), _without_metadata(desired)
-
-
-def _without_metadata(section: JsonObject | None) -> JsonObject | None:
-    # Clients echo a twin they read, with its $metadata and $version: those are the hub's.
-    return None if section is None else {k: v for k, v in section.items() if not k.startswith("$")}
+    return (None if tags is None else writable(tags)), (None if desired is None else writable(desired))
 
 
 def _stored_twin(tx: Tx, hub: str, device_id: str, module_id: str) -> Twin:

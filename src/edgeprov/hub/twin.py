@@ -21,6 +21,7 @@ MAX_KEY_BYTES = 1024
 MAX_STRING_CHARS = 4096
 MIN_INT, MAX_INT = -4503599627370496, 4503599627370495
 LIMITS = {"tags": 8 * 1024, "desired": 32 * 1024, "reported": 32 * 1024}
+READ_ONLY = frozenset({"$metadata", "$version"})
 
 
 def merge_patch(target: JsonObject, patch: JsonObject) -> JsonObject:
@@ -70,6 +71,11 @@ def merge_metadata(meta: JsonObject, patch: JsonObject, stamp: JsonObject) -> Js
         else:
             merged[key] = _metadata_for(value, stamp)
     return merged
+
+
+def writable(section: JsonObject) -> JsonObject:
+    """A collection as a client sends back what it read: the hub's ``$metadata`` and ``$version`` left out."""
+    return {key: value for key, value in section.items() if key not in READ_ONLY}
 
 
 def check_collection(section: str, value: Any, *, allow_null: bool) -> None:
