@@ -17,7 +17,7 @@ from edgeprov.errors import (
     InvalidConfigurationCustomMetricsQuery,
     InvalidConfigurationTargetCondition,
 )
-from edgeprov.etags import check_if_match
+from edgeprov.etags import check_create_or_update, check_if_match
 from edgeprov.hub.configuration import Configuration, Metric, check_metric_query, check_target_condition
 from edgeprov.hub.queries import TwinQueries
 from edgeprov.hub.query import parse_query
@@ -39,12 +39,11 @@ class ConfigurationService:
 
         def write(tx: Tx) -> Configuration:
             existing = tx.get_configuration(hub, config_id)
-            if existing is None and if_match:
-                raise ConfigurationNotFound(f"configuration {config_id!r} does not exist on {hub}")
-            if existing is not None and not if_match:
-                raise ConfigurationAlreadyExists(f"configuration {config_id!r} already exists on {hub}")
-            if existing is not None:
-                check_if_match(if_match, existing.etag, f"configuration {config_id!r}")
+            etag = existing.etag if existing else None
+            what = f"configuration {config_id!r}"
+            check_create_or_update(
+                etag, if_match, what, f"on {hub}", missing=ConfigurationNotFound, exists=ConfigurationAlreadyExists
+            )
             configuration = Configuration.from_json(config_id, body, existing, now)
             tx.put_configuration(hub, configuration)
             return configuration

@@ -13,7 +13,7 @@ from edgeprov.errors import (
     ModuleAlreadyExists,
     ModuleNotFound,
 )
-from edgeprov.etags import check_if_match
+from edgeprov.etags import check_create_or_update, check_if_match
 from edgeprov.hub import bulk, deployment, registry
 from edgeprov.hub.identities import device_from_json, module_from_json
 from edgeprov.hub.model import Device, Module
@@ -47,12 +47,11 @@ class HubService:
 
         def write(tx: Tx) -> Device:
             existing = tx.get_device(hub, device_id)
-            if existing is None and if_match:
-                raise DeviceNotFound(f"device {device_id!r} does not exist on {hub}")
-            if existing is not None and not if_match:
-                raise DeviceAlreadyExists(f"device {device_id!r} already exists on {hub}")
-            if existing is not None:
-                check_if_match(if_match, existing.etag, f"device {device_id!r}")
+            etag = existing.etag if existing else None
+            what = f"device {device_id!r}"
+            check_create_or_update(
+                etag, if_match, what, f"on {hub}", missing=DeviceNotFound, exists=DeviceAlreadyExists
+            )
             device = device_from_json(device_id, body, existing, now)
             registry.save_device(tx, hub, device, now)
             return device
@@ -103,12 +102,10 @@ class HubService:
             if tx.get_device(hub, device_id) is None:
                 raise DeviceNotFound(f"device {device_id!r} does not exist on {hub}")
             existing = tx.get_module(hub, device_id, module_id)
-            if existing is None and if_match:
-                raise ModuleNotFound(f"module {module_id!r} does not exist on device {device_id!r}")
-            if existing is not None and not if_match:
-                raise ModuleAlreadyExists(f"module {module_id!r} already exists on device {device_id!r}")
-            if existing is not None:
-                check_if_match(if_match, existing.etag, f"module {module_id!r}")
+            etag = existing.etag if existing else None
+            where = f"on device {device_id!r}"
+            what = f"module {module_id!r}"
+            check_create_or_update(etag, if_match, what, where, missing=ModuleNotFound, exists=ModuleAlreadyExists)
             module = module_from_json(device_id, module_id, body, existing, now)
             registry.save_module(tx, hub, module, now)
             return module
