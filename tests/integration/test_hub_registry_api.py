@@ -119,6 +119,11 @@ def test_listing_top_and_statistics(hub: ServiceCaller) -> None:
     for n in range(3):
         _create(hub, unique(f"list{n}"), status="disabled" if n == 0 else "enabled")
     assert len(hub.request("GET", "/devices?top=2").json()) == 2
+    negative = hub.request("GET", "/devices?top=-5")
+    assert (negative.status_code, negative.json()["message"]) == (
+        400,
+        "page size '-5' is not a whole number of 0 or more",
+    )
     stats = hub.request("GET", "/statistics/devices").json()
     assert stats["totalDeviceCount"] == stats["enabledDeviceCount"] + stats["disabledDeviceCount"]
     assert stats["disabledDeviceCount"] >= 1

@@ -2,7 +2,7 @@
 
 Twins stream from the store in key order, a chunk per read, and the event loop gets a turn between
 chunks: nothing holds more than one chunk of twins, however many the hub has. A page answers once
-it is full or once it has examined ``MAX_SCAN`` twins, whichever comes first; its continuation
+it is full or once it has examined ``scan_limit`` twins, whichever comes first; its continuation
 token says where the next page starts, so a selective query over a large hub costs each request
 a bounded time and the client follows the continuation as it does for any page.
 """
@@ -24,10 +24,10 @@ from edgeprov.hub.views import TwinRow
 from edgeprov.store.base import Store, Tx
 from edgeprov.types import JsonObject
 
-CHUNK = 500
+DEFAULT_CHUNK = 500
+DEFAULT_SCAN_LIMIT = 20_000
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
-MAX_SCAN = 20_000
 
 Key = tuple[str, str]
 
@@ -48,8 +48,10 @@ class _Position:
 
 
 class TwinQueries:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, chunk: int = DEFAULT_CHUNK, scan_limit: int = DEFAULT_SCAN_LIMIT) -> None:
         self._store = store
+        self._chunk = chunk
+        self._scan_limit = scan_limit
 
     async def page(self, hub: str, text: str, continuation: str | None, page_size: int) -> QueryPage:
         query = parse_query(text)
@@ -60,13 +62,15 @@ class TwinQueries:
         limit = _page_size(page_size)
         if query.top is not None:
             limit = min(limit, query.top - position.returned)
+        if limit <= 0:
+            return QueryPage([], None, item_type)
         items: list[JsonObject] = []
         last, scanned = position.after, 0
         async for key, document in self._twins(hub, query.collection, position.after):
             last, scanned = key, scanned + 1
             if holds(query.where, document):
                 items.append(project(query, document))
-            if len(items) >= limit or scanned >= MAX_SCAN:
+            if len(items) >= limit or scanned >= self._scan_limit:
                 break
         else:
             return QueryPage(items, None, item_type)
@@ -101,10 +105,10 @@ class TwinQueries:
     async def _twins(self, hub: str, collection: Collection, after: Key) -> AsyncIterator[tuple[Key, JsonObject]]:
         modules = collection is Collection.MODULES
         while True:
-            rows = await self._store.read(_listing(hub, after, CHUNK, modules))
+            rows = await self._store.read(_listing(hub, after, self._chunk, modules))
             for row in rows:
                 yield row.key, row.view()
-            if len(rows) < CHUNK:
+            if len(rows) < self._chunk:
                 return
             after = rows[-1].key
             await asyncio.sleep(0)  # let other requests run between chunks

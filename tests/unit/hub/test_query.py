@@ -133,6 +133,13 @@ def test_three_valued_logic() -> None:
     assert value("6 / 2") == 3
 
 
+def test_numbers_stay_within_what_json_carries() -> None:
+    assert isinstance(value("4000000000 * 4000000000 * 4000000000"), float)
+    assert isinstance(value("123456789012345678901234567890"), float)
+    assert value("9223372036854775807") == 2**63 - 1
+    assert isinstance(value("-(-9223372036854775807 - 1)"), float)
+
+
 @pytest.mark.spec("hub-protocol.md §4")
 def test_projections_name_columns_by_last_segment_or_alias_and_drop_undefined() -> None:
     query = parse_query(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from edgeprov.hub.query.functions import FUNCTIONS, is_number
+from edgeprov.hub.query.functions import FUNCTIONS, is_number, json_number
 from edgeprov.hub.query.nodes import (
     UNDEFINED,
     Arithmetic,
@@ -47,7 +47,7 @@ def evaluate(expression: Expression, document: JsonObject) -> Any:
             value = evaluate(first, document)
             for operator, operand in rest:
                 value = _arithmetic(operator, value, evaluate(operand, document))
-            return value
+            return json_number(value) if is_number(value) else value
         case Membership(operand, items, negated):
             return _membership(evaluate(operand, document), items, negated, document)
         case Call(function, arguments):
@@ -116,7 +116,7 @@ def _logical(operator: str, operands: tuple[Expression, ...], document: JsonObje
 def _negate(operator: str, value: Any) -> Any:
     if operator == "NOT":
         return (not value) if isinstance(value, bool) else UNDEFINED
-    return -value if is_number(value) else UNDEFINED
+    return json_number(-value) if is_number(value) else UNDEFINED
 
 
 def _arithmetic(operator: str, left: Any, right: Any) -> Any:

@@ -17,6 +17,11 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def json_number(value: int | float) -> int | float:
+    """JSON numbers are doubles; an integer beyond 64 bits (which no twin holds) becomes one too."""
+    return float(value) if isinstance(value, int) and not -(2**63) <= value < 2**63 else value
+
+
 def is_primitive(value: Any) -> bool:
     return value is None or isinstance(value, bool | str) or is_number(value)
 

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from edgeprov.errors import InvalidQuery
+from edgeprov.hub.query.functions import json_number
 
 MAX_QUERY_CHARS = 8192
 SNIPPET_CHARS = 24
@@ -104,9 +105,9 @@ def _number(text: str, literal: str, position: int) -> Token:
     if end < len(text) and (text[end].isalnum() or text[end] in "_$"):
         raise syntax_error(text, position, f"{literal + text[end]!r}... is neither a number nor a name")
     if literal[:2] in ("0x", "0X"):
-        return Token(Kind.NUMBER, literal, int(literal, 16), position)
+        return Token(Kind.NUMBER, literal, json_number(int(literal, 16)), position)
     is_float = any(c in literal for c in ".eE")
-    return Token(Kind.NUMBER, literal, float(literal) if is_float else int(literal), position)
+    return Token(Kind.NUMBER, literal, float(literal) if is_float else json_number(int(literal)), position)
 
 
 def _string(text: str, start: int) -> Token:

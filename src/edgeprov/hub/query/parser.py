@@ -137,7 +137,7 @@ class _Parser:
 
     def _top(self) -> int:
         token = self._advance()
-        if token.kind is not Kind.NUMBER or not isinstance(token.value, int):
+        if token.kind is not Kind.NUMBER or not isinstance(token.value, int) or token.value < 0:
             raise self._expected("a whole number after TOP", token)
         return int(token.value)
 

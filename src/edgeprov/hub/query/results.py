@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from edgeprov.hub.query.evaluate import evaluate, holds, type_rank
-from edgeprov.hub.query.functions import is_number
+from edgeprov.hub.query.functions import is_number, json_number
 from edgeprov.hub.query.nodes import UNDEFINED, Aggregate, Path, Query
 from edgeprov.types import JsonObject
 
@@ -108,7 +108,7 @@ class _Accumulator:
         if function == "COUNT":
             return self._count
         if function == "SUM":
-            return self._total
+            return json_number(self._total)
         if function == "AVG":
             return self._total / self._count if self._count else UNDEFINED
         return self._best
