@@ -4,18 +4,15 @@ Pure domain code: it knows the twin document's shape and nothing of where twins 
 """
 
 from edgeprov.hub.query.evaluate import evaluate, holds
-from edgeprov.hub.query.lexer import MAX_QUERY_CHARS
-from edgeprov.hub.query.nodes import UNDEFINED, Collection, Condition, Expression, Query
+from edgeprov.hub.query.nodes import UNDEFINED, Collection, Condition, Query
 from edgeprov.hub.query.parser import parse_condition, parse_query
 from edgeprov.hub.query.results import Aggregation, project
 
 __all__ = [
-    "MAX_QUERY_CHARS",
     "UNDEFINED",
     "Aggregation",
     "Collection",
     "Condition",
-    "Expression",
     "Query",
     "evaluate",
     "holds",
