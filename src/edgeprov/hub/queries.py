@@ -25,7 +25,7 @@ from edgeprov.store.base import Store, Tx
 from edgeprov.types import JsonObject
 
 DEFAULT_CHUNK = 500
-DEFAULT_SCAN_LIMIT = 20_000
+DEFAULT_SCAN_LIMIT = 10_000
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 
