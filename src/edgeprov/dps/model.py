@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from edgeprov import sas
 from edgeprov.clock import iso
 from edgeprov.errors import BadRequest
-from edgeprov.ids import check_device_id, check_registration_id
+from edgeprov.ids import check_device_id, check_registration_id, new_guid
 from edgeprov.jsonutil import dumps
 from edgeprov.types import JsonObject
 
@@ -45,7 +44,7 @@ class Substatus(StrEnum):
 
 
 def new_etag() -> str:
-    return f'"{uuid.uuid4()}"'
+    return f'"{new_guid()}"'
 
 
 def _object(body: JsonObject, name: str) -> JsonObject:
@@ -175,13 +174,6 @@ class Enrollment:
 
     def device_id_for(self, registration_id: str) -> str:
         return self.device_id or registration_id
-
-    def keys_for(self, registration_id: str) -> tuple[bytes, bytes]:
-        """The (primary, secondary) keys a device signs with: its own, or derived from the group's."""
-        primary, secondary = sas.decode_key(self.primary_key), sas.decode_key(self.secondary_key)
-        if self.kind is EnrollmentKind.INDIVIDUAL:
-            return primary, secondary
-        return sas.derive_device_key(primary, registration_id), sas.derive_device_key(secondary, registration_id)
 
     @classmethod
     def from_json(
@@ -346,6 +338,7 @@ class RegistrationRecord:
     updated: float = 0.0
     etag: str = ""
     initial_hub: str | None = None
+    operation_id: str | None = None
 
     @property
     def key(self) -> str:
