@@ -9,11 +9,9 @@ from typing import Any
 from edgeprov import sas
 from edgeprov.clock import iso
 from edgeprov.errors import BadRequest
+from edgeprov.hub.twin import check_collection
 from edgeprov.ids import check_device_id, check_registration_id, new_guid
-from edgeprov.jsonutil import dumps
 from edgeprov.types import JsonObject
-
-MAX_TAGS_BYTES = 8 * 1024
 
 
 class EnrollmentKind(StrEnum):
@@ -223,8 +221,9 @@ class Enrollment:
             raise BadRequest("allocation policy 'custom' needs 'customAllocationDefinition.webhookUrl'")
         if self.allocation_policy is AllocationPolicy.STATIC and len(self.iot_hubs) > 1:
             raise BadRequest("allocation policy 'static' takes exactly one hub in 'iotHubs'")
-        if len(dumps(self.initial_twin.tags)) > MAX_TAGS_BYTES:
-            raise BadRequest(f"'initialTwin.tags' exceeds the hub's {MAX_TAGS_BYTES}-byte limit for tags")
+        # The twin must be one the hub accepts: refuse it now rather than at every registration.
+        check_collection("tags", self.initial_twin.tags, allow_null=False)
+        check_collection("desired", self.initial_twin.desired, allow_null=False)
 
     def to_json(self, *, include_keys: bool) -> JsonObject:
         attestation: JsonObject = {"type": "symmetricKey"}
