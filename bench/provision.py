@@ -3,18 +3,22 @@
     .venv/bin/python bench/provision.py [--devices 10000] [--clients 64] [--workers 2] [--new-connections]
 
 Starts ``edgeprov serve`` (SQLite, ``--workers``), creates one enrollment group, pre-computes a
-derived key and a SAS token per device, and drives ``wrk`` (one connection per wrk thread, so a
-thread's Lua state follows its connection): each device sends its register request and polls its
-operation once, as the official clients do. With ``--new-connections`` every device opens its own
-TLS connection (the poll carries ``Connection: close``), as real devices do.
+derived key and a SAS token per device, and drives ``bench/loadgen.c`` (compiled on first use:
+one epoll thread, OpenSSL, full certificate verification, no session reuse): each device sends its
+register request and polls its operation once, as the official clients do. With
+``--new-connections`` every device opens its own TLS connection (a full handshake), as real
+devices do.
 
 In the same run it starts a minimal reference app on the same stack (uvicorn, uvloop, httptools,
 the same certificate and ciphers, the same worker count) that only verifies a SAS token and
-answers 202, drives it with the same wrk settings, and prints our registrations/s as a ratio of
-its requests/s. It then kills the server with SIGKILL, restarts it, and counts the registrations
-that survived: every registration answered before the kill must.
+answers 202, drives it with the same load generator and concurrency, and prints our
+registrations/s as a ratio of its requests/s. The reference run also shows the load generator is
+not the limit: it drives the reference far faster than the server registers.
 
-Prints registrations/s, per-registration latency p50/p99 (register sent → poll answered), and the
+Then it kills the server with SIGKILL under load, restarts it, and checks that every registration
+the server acknowledged (202) is stored.
+
+Prints registrations/s, per-registration latency p50/p99 (register sent -> poll answered), and the
 server's peak memory (all its processes).
 """
 
@@ -28,7 +32,6 @@ import os
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,127 +45,37 @@ from edgeprov import sas
 
 HERE = Path(__file__).resolve().parent
 DURABILITY_LOAD_SECONDS = 3.0
-WRK_SCRIPT = r"""
-local ffi = require("ffi")
-ffi.cdef[[
-typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
-int clock_gettime(int clock_id, bench_timespec *tp);
-]]
-local ts = ffi.new("bench_timespec")
-local function now()
-  ffi.C.clock_gettime(1, ts)
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
-end
-
-local devices, index, phase, operation, started = {}, 0, "put", nil, 0
-local latencies, failures, first, last = {}, 0, nil, nil
-local acknowledged = nil
-
-function init(args)
-  for line in io.lines(dir .. "/devices-" .. tid .. ".txt") do
-    local id, token = line:match("^(%S+) (.+)$")
-    devices[#devices + 1] = { id = id, token = token }
-  end
-  acknowledged = io.open(dir .. "/acknowledged-" .. tid .. ".txt", "w")
-  acknowledged:setvbuf("full")
-end
-
-function request()
-  local device = devices[index + (phase == "put" and 1 or 0)]
-  if device == nil then
-    device = devices[#devices]
-  end
-  local base = "/" .. scope .. "/registrations/" .. device.id
-  if phase == "put" then
-    index = index + 1
-    started = now()
-    if first == nil then first = started end
-    return wrk.format("PUT", base .. "/register?api-version=2019-03-31",
-      { ["Authorization"] = device.token, ["Content-Type"] = "application/json" },
-      '{"registrationId":"' .. device.id .. '"}')
-  end
-  local headers = { ["Authorization"] = device.token }
-  if close == "1" then headers["Connection"] = "close" end
-  return wrk.format("GET", base .. "/operations/" .. operation .. "?api-version=2019-03-31", headers)
-end
-
-local function finish()
-  last = now()
-  acknowledged:flush()
-  local out = io.open(dir .. "/result-" .. tid .. ".json", "w")
-  out:write('{"first":' .. string.format("%.6f", first or last) .. ',"last":' .. string.format("%.6f", last)
-    .. ',"failures":' .. failures .. ',"latencies":[' .. table.concat(latencies, ",") .. ']}')
-  out:close()
-  wrk.thread:stop()
-end
-
-function response(status, headers, body)
-  if phase == "put" then
-    if status == 202 then
-      operation = body:match('"operationId":"([^"]+)"')
-      acknowledged:write(devices[index].id, "\n")
-      phase = "get"
-    else
-      failures = failures + 1
-      if index >= #devices then finish() end
-    end
-    return
-  end
-  if status == 200 and body:find('"assigned"', 1, true) then
-    latencies[#latencies + 1] = string.format("%.6f", now() - started)
-  else
-    failures = failures + 1
-  end
-  phase = "put"
-  if index >= #devices then finish() end
-end
-"""
-REFERENCE_SCRIPT = r"""
-local tokens, index = {}, 0
-function init(args)
-  for line in io.lines(dir .. "/devices-" .. tid .. ".txt") do
-    local id, token = line:match("^(%S+) (.+)$")
-    tokens[#tokens + 1] = { id = id, token = token }
-  end
-end
-function request()
-  index = index % #tokens + 1
-  local device = tokens[index]
-  local headers = { ["Authorization"] = device.token, ["Content-Type"] = "application/json" }
-  if close == "1" then headers["Connection"] = "close" end
-  return wrk.format("PUT", "/" .. scope .. "/registrations/" .. device.id .. "/register?api-version=2019-03-31",
-    headers, '{"registrationId":"' .. device.id .. '"}')
-end
-"""
-SETUP_SCRIPT = r"""
-local counter = 0
-function setup(thread)
-  thread:set("tid", counter)
-  thread:set("dir", "{dir}")
-  thread:set("scope", "{scope}")
-  thread:set("close", "{close}")
-  counter = counter + 1
-end
-"""
+LOADGEN_SOURCE = HERE / "loadgen.c"
+LOADGEN = HERE.parent / ".cache" / "loadgen"
 
 
 @dataclass(frozen=True)
-class RunResult:
-    registrations: int
+class Load:
+    """What the load generator reports for one run."""
+
+    done: int
     failures: int
     seconds: float
-    latencies: list[float]
-    peak_rss_mb: float
+    p50: float
+    p99: float
+    peak_rss_mb: float = 0.0
 
     @property
     def rate(self) -> float:
-        return self.registrations / self.seconds
+        return self.done / self.seconds
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def loadgen() -> Path:
+    if not LOADGEN.exists() or LOADGEN.stat().st_mtime < LOADGEN_SOURCE.stat().st_mtime:
+        LOADGEN.parent.mkdir(exist_ok=True)
+        subprocess.run(["gcc", "-O2", "-o", str(LOADGEN), str(LOADGEN_SOURCE), "-lssl", "-lcrypto"], check=True)
+    return LOADGEN
 
 
 def process_tree(root: int) -> list[int]:
@@ -214,23 +127,10 @@ class PeakMemory:
 def edgeprov_server(data: Path, port: int, workers: int) -> Iterator[subprocess.Popen[bytes]]:
     log = (data.parent / "server.log").open("ab")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edgeprov",
-            "serve",
-            "--data",
-            str(data),
-            "--https-port",
-            str(port),
-            "--mqtt-port",
-            str(free_port()),
-            "--workers",
-            str(workers),
-        ],
-        stdout=log,
-        stderr=log,
-    )
+        [sys.executable, "-m", "edgeprov", "serve", "--data", str(data), "--https-port", str(port),
+         "--mqtt-port", str(free_port()), "--workers", str(workers)],
+        stdout=log, stderr=log,
+    )  # fmt: skip
     try:
         wait_for_port(port, process)
         yield process
@@ -252,153 +152,66 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("server did not start")
 
 
-def create_group(data: Path, port: int) -> tuple[str, str]:
+def create_group(data: Path) -> tuple[str, str]:
     """Create the enrollment group through the service API; returns (ID scope, group key)."""
     service = json.loads((data / "service.json").read_text())
-    env = {**os.environ, "EDGEPROV_DATA": str(data)}
     group_key = sas.generate_key()
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edgeprov",
-            "dps",
-            "enrollment-group",
-            "create",
-            "--enrollment-id",
-            "bench",
-            "--primary-key",
-            group_key,
-            "--secondary-key",
-            sas.generate_key(),
-        ],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
+        [sys.executable, "-m", "edgeprov", "dps", "enrollment-group", "create", "--enrollment-id", "bench",
+         "--primary-key", group_key, "--secondary-key", sas.generate_key()],
+        check=True, env={**os.environ, "EDGEPROV_DATA": str(data)}, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
     return str(service["idScope"]), group_key
 
 
-def write_devices(work: Path, scope: str, group_key: str, devices: int, clients: int, prefix: str) -> None:
+def write_devices(path: Path, scope: str, group_key: str, devices: int, prefix: str) -> Path:
     """Pre-compute every device's derived key and token: the load generator signs nothing."""
     key = base64.b64decode(group_key)
     expiry = int(time.time()) + 24 * 3600
-    files = [(work / f"devices-{n}.txt").open("w") for n in range(clients)]
-    for n in range(devices):
-        registration_id = f"{prefix}-{n:07d}"
-        device_key = sas.derive_device_key(key, registration_id)
-        token = sas.build_token(f"{scope}/registrations/{registration_id}", device_key, expiry)
-        files[n % clients].write(f"{registration_id} {token}\n")
-    for handle in files:
-        handle.close()
-
-
-def wrk_script(work: Path, body: str, scope: str, close: bool) -> Path:
-    path = work / ("bench.lua" if "finish" in body else "reference.lua")
-    setup = SETUP_SCRIPT.replace("{dir}", str(work)).replace("{scope}", scope).replace("{close}", "1" if close else "0")
-    path.write_text(setup + body)
+    with path.open("w") as out:
+        for n in range(devices):
+            registration_id = f"{prefix}-{n:07d}"
+            device_key = sas.derive_device_key(key, registration_id)
+            token = sas.build_token(f"{scope}/registrations/{registration_id}", device_key, expiry)
+            out.write(f"{registration_id} {token}\n")
     return path
 
 
-def run_registrations(work: Path, port: int, clients: int, script: Path, server_pid: int) -> RunResult:
-    for old in work.glob("result-*.json"):
-        old.unlink()
-    memory = PeakMemory(server_pid)
-    wrk = subprocess.Popen(
-        [
-            "wrk",
-            "-t",
-            str(clients),
-            "-c",
-            str(clients),
-            "-d",
-            "3600s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(script),
-            f"https://127.0.0.1:{port}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    while len(list(work.glob("result-*.json"))) < clients:
-        if wrk.poll() is not None:
-            raise SystemExit(f"wrk exited early: {wrk.stdout.read().decode() if wrk.stdout else ''}")
-        time.sleep(0.2)
-    wrk.send_signal(signal.SIGINT)
-    wrk.wait()
-    peak = memory.stop()
-    results = [json.loads(path.read_text()) for path in work.glob("result-*.json")]
-    latencies = [value for result in results for value in result["latencies"]]
-    seconds = max(r["last"] for r in results) - min(r["first"] for r in results)
-    return RunResult(len(latencies), sum(r["failures"] for r in results), seconds, latencies, peak)
+def drive(
+    port: int,
+    ca: Path,
+    scope: str,
+    devices: Path,
+    clients: int,
+    mode: str,
+    acked: Path | None = None,
+    server_pid: int | None = None,
+) -> Load:
+    memory = PeakMemory(server_pid) if server_pid else None
+    args = [str(loadgen()), "localhost", str(port), str(ca), scope, str(devices), str(clients), mode]
+    out = subprocess.run([*args, *([str(acked)] if acked else [])], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    peak = memory.stop() if memory else 0.0
+    return Load(report["registrations"], report["failures"], report["seconds"], report["p50"], report["p99"], peak)
 
 
-def run_reference(
-    work: Path, clients: int, workers: int, seconds: int, scope: str, close: bool, cert: Path, key: Path, group_key: str
-) -> float:
+@contextlib.contextmanager
+def reference_app(workers: int, data: Path, scope: str, group_key: str) -> Iterator[int]:
     port = free_port()
     env = {**os.environ, "BENCH_GROUP_KEY": group_key, "BENCH_ID_SCOPE": scope}
     app = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench.reference_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--lifespan",
-            "off",
-            "--ssl-keyfile",
-            str(key),
-            "--ssl-certfile",
-            str(cert),
-            "--ssl-ciphers",
-            "ECDHE+AESGCM:ECDHE+CHACHA20",
-        ],
-        cwd=HERE.parent,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+        [sys.executable, "-m", "uvicorn", "bench.reference_app:app", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+         "--no-access-log", "--lifespan", "off", "--ssl-keyfile", str(data / "server.key"),
+         "--ssl-certfile", str(data / "server.pem"), "--ssl-ciphers", "ECDHE+AESGCM:ECDHE+CHACHA20"],
+        cwd=HERE.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
         wait_for_port(port, app)
-        script = wrk_script(work, REFERENCE_SCRIPT, scope, close)
-        out = subprocess.run(
-            [
-                "wrk",
-                "-t",
-                str(clients),
-                "-c",
-                str(clients),
-                "-d",
-                f"{seconds}s",
-                "-s",
-                str(script),
-                f"https://127.0.0.1:{port}",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        yield port
     finally:
         app.terminate()
         app.wait(timeout=30)
-    if "Non-2xx" in out:
-        raise SystemExit(f"the reference app refused requests:\n{out}")
-    return float(next(line for line in out.splitlines() if line.startswith("Requests/sec:")).split()[1])
 
 
 def kill_tree(server: subprocess.Popen[bytes]) -> None:
@@ -413,32 +226,29 @@ def durability(
 ) -> tuple[int, int]:
     """Kill -9 the server under load; every registration it acknowledged must be there after a restart."""
     prefix = f"kill{os.getpid()}"
-    for old in work.glob("acknowledged-*.txt"):
-        old.unlink()
-    write_devices(work, scope, group_key, max(args.devices, 20_000), args.clients, prefix)
+    devices = write_devices(work / "kill-devices.txt", scope, group_key, 200_000, prefix)
+    acked = work / "acknowledged.txt"
     with edgeprov_server(data, port, args.workers) as server:
-        script = wrk_script(work, WRK_SCRIPT, scope, args.new_connections)
-        wrk = subprocess.Popen(
+        mode = "new" if args.new_connections else "keepalive"
+        load = subprocess.Popen(
             [
-                "wrk",
-                "-t",
+                str(loadgen()),
+                "localhost",
+                str(port),
+                str(data / "ca.pem"),
+                scope,
+                str(devices),
                 str(args.clients),
-                "-c",
-                str(args.clients),
-                "-d",
-                "3600s",
-                "-s",
-                str(script),
-                f"https://127.0.0.1:{port}",
+                mode,
+                str(acked),
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
         )
         time.sleep(DURABILITY_LOAD_SECONDS)
         kill_tree(server)
-        wrk.send_signal(signal.SIGINT)
-        wrk.wait()
-    acknowledged = {line for path in work.glob("acknowledged-*.txt") for line in path.read_text().split()}
+        load.send_signal(signal.SIGTERM)
+        load.wait()
+    acknowledged = set(acked.read_text().split())
     with edgeprov_server(data, port, args.workers):
         pass
     db = sqlite3.connect(data / "edgeprov.db")
@@ -449,59 +259,52 @@ def durability(
     return len(acknowledged & stored), len(acknowledged)
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--clients", type=int, default=64, help="concurrent devices (wrk threads)")
+    parser.add_argument("--clients", type=int, default=64, help="devices registering at once")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--new-connections", action="store_true", help="one TLS connection per device")
-    parser.add_argument("--reference-seconds", type=int, default=10)
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="edgeprov-bench-"))
     data, port = work / "data", free_port()
-    prefix = f"bench{os.getpid()}"
+    mode = "new" if args.new_connections else "keepalive"
     with edgeprov_server(data, port, args.workers) as server:
-        scope, group_key = create_group(data, port)
-        write_devices(work, scope, group_key, args.devices, args.clients, prefix)
-        result = run_registrations(
-            work, port, args.clients, wrk_script(work, WRK_SCRIPT, scope, args.new_connections), server.pid
+        scope, group_key = create_group(data)
+        devices = write_devices(work / "devices.txt", scope, group_key, args.devices, f"bench{os.getpid()}")
+        ours = drive(port, data / "ca.pem", scope, devices, args.clients, mode, server_pid=server.pid)
+    with reference_app(args.workers, data, scope, group_key) as reference_port:
+        reference = drive(
+            reference_port,
+            data / "ca.pem",
+            scope,
+            devices,
+            args.clients,
+            f"reference-{mode}" if args.new_connections else "reference",
         )
     survived, acknowledged = durability(work, data, port, args, scope, group_key)
-    reference = run_reference(
-        work,
-        args.clients,
-        args.workers,
-        args.reference_seconds,
-        scope,
-        args.new_connections,
-        data / "server.pem",
-        data / "server.key",
-        group_key,
-    )
 
-    mode = "a new TLS connection per device" if args.new_connections else "kept-alive connections"
+    connections = "a new TLS connection per device" if args.new_connections else "kept-alive connections"
     print(
-        f"edgeprov provisioning benchmark: {args.devices} devices, {args.clients} concurrent clients, "
-        f"{args.workers} workers, {mode}, SQLite"
+        f"edgeprov provisioning benchmark: {args.devices} devices, {args.clients} concurrent, "
+        f"{args.workers} workers, {connections}, SQLite"
     )
     print(
-        f"  registrations/s          {result.rate:10.0f}   ({result.registrations} assigned, "
-        f"{result.failures} failed, {result.seconds:.1f} s)"
+        f"  registrations/s          {ours.rate:10.0f}   ({ours.done} assigned, {ours.failures} failed, "
+        f"{ours.seconds:.1f} s)"
     )
     print(
-        f"  latency p50 / p99        {statistics.median(result.latencies) * 1000:7.1f} ms / "
-        f"{percentile(result.latencies, 0.99) * 1000:.1f} ms   (register sent -> poll answered)"
+        f"  latency p50 / p99        {ours.p50 * 1000:7.1f} ms / {ours.p99 * 1000:.1f} ms   "
+        "(register sent -> poll answered)"
     )
-    print(f"  server peak memory       {result.peak_rss_mb:10.0f} MB  (all processes)")
-    print(f"  reference requests/s     {reference:10.0f}   (verify SAS, answer 202; same stack and wrk settings)")
-    print(f"  ratio                    {result.rate / reference:10.2f}   registrations/s per reference request/s")
+    print(f"  server peak memory       {ours.peak_rss_mb:10.0f} MB  (all processes)")
+    print(
+        f"  reference requests/s     {reference.rate:10.0f}   (verify SAS, answer 202; same stack, "
+        f"same load generator; {reference.failures} failed)"
+    )
+    print(f"  ratio                    {ours.rate / reference.rate:10.2f}   registrations/s per reference request/s")
     print(
         f"  durable after kill -9    {survived} of {acknowledged} acknowledged registrations survived "
         f"(server killed after {DURABILITY_LOAD_SECONDS:.0f} s of load)"
