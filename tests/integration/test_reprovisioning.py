@@ -260,3 +260,42 @@ def test_registration_records_list_every_device_of_a_group(two_hubs: Server, tmp
     assert listed == devices
     table = two_hubs.cli_ok("dps", "registration", "list", "--enrollment-id", group.id).out
     assert all(device in table for device in devices)
+
+
+@pytest.mark.spec("dps-protocol.md §7.1")
+def test_static_allocation_without_a_hub_fails(two_hubs: Server) -> None:
+    group = create_group(two_hubs.dps(), allocationPolicy="static")
+    device = unique("static")
+    result = provision(two_hubs, device, group.device_key(device))
+    assert result["status"] == "failed"
+    assert result["registrationState"]["errorCode"] == 400208
+    assert "names no hub" in result["registrationState"]["errorMessage"]
+
+
+class _SlowWebhook(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        threading.Event().wait(3)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+def test_a_webhook_that_does_not_answer_in_time_fails_the_registration(tmp_path: Path) -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _SlowWebhook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with running(tmp_path / "data", "--webhook-timeout", "0.5") as server:
+            url = f"http://127.0.0.1:{httpd.server_address[1]}/slow"
+            group = create_group(
+                server.dps(), allocationPolicy="custom", customAllocationDefinition={"webhookUrl": url}
+            )
+            device = unique("slow")
+            result = provision(server, device, group.device_key(device))
+            assert result["status"] == "failed"
+            assert "no answer within 0.5 s" in result["registrationState"]["errorMessage"]
+            assert result["registrationState"]["errorCode"] == 400210
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
