@@ -28,10 +28,9 @@ def sdk() -> Path:
 
 
 @pytest.fixture
-def hub(server: Server) -> Iterator[ServiceCaller]:
+def hub(server: Server) -> ServiceCaller:
     """Signed calls to the shared server's hub, as its owner policy (``iothubowner``)."""
-    with server.hub() as caller:
-        yield caller
+    return server.hub()
 
 
 @pytest.fixture

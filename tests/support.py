@@ -140,16 +140,7 @@ class ServiceCaller:
         self.host = fields["HostName"]
         self.key_name = fields["SharedAccessKeyName"]
         self.key = fields["SharedAccessKey"]
-        self._client = server.http()
-
-    def __enter__(self) -> ServiceCaller:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._client.close()
+        self._server = server
 
     def token(self) -> str:
         return sas.token_for(self.host, self.key, 600, self.key_name)
@@ -163,12 +154,13 @@ class ServiceCaller:
         api_version: str = "2021-10-01",
     ) -> httpx.Response:
         sep = "&" if "?" in path else "?"
-        return self._client.request(
-            method,
-            f"{path}{sep}api-version={api_version}",
-            json=body,
-            headers={"Authorization": self.token(), **(headers or {})},
-        )
+        with self._server.http() as client:
+            return client.request(
+                method,
+                f"{path}{sep}api-version={api_version}",
+                json=body,
+                headers={"Authorization": self.token(), **(headers or {})},
+            )
 
 
 def start_server(

@@ -185,12 +185,14 @@ class Twin:
 
     @classmethod
     def initial(cls, device_id: str, module_id: str, tags: JsonObject, desired: JsonObject, now: float) -> Twin:
+        # Twins share their dicts with whoever built them: no code here changes a dict in place
+        # (merge_patch builds new ones), so no copy is needed.
         for section, value in (("tags", tags), ("desired", desired)):
             check_collection(section, value, allow_null=False)
         stamp = {"$lastUpdated": iso(now), "$lastUpdatedVersion": 1}
-        desired_props = Properties(copy.deepcopy(desired), 1, merge_metadata({}, desired, stamp))
+        desired_props = Properties(desired, 1, merge_metadata({}, desired, stamp))
         reported_props = Properties({}, 1, {"$lastUpdated": iso(now)})
-        return cls(device_id, module_id, copy.deepcopy(tags), desired_props, reported_props, 1)
+        return cls(device_id, module_id, tags, desired_props, reported_props, 1)
 
     @property
     def etag(self) -> str:
@@ -216,7 +218,7 @@ class Twin:
 
     def replace_tags(self, tags: JsonObject) -> Twin:
         check_collection("tags", tags, allow_null=False)
-        return replace(self, tags=copy.deepcopy(tags), version=self.version + 1)
+        return replace(self, tags=tags, version=self.version + 1)
 
     def replace_desired(self, desired: JsonObject, now: float) -> tuple[Twin, JsonObject]:
         """Replace all desired properties; also returns the diff connected devices are sent.

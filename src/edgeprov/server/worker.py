@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
+from collections.abc import Iterator
 from functools import partial
 
 import uvicorn
@@ -31,6 +33,23 @@ log = logging.getLogger("edgeprov")
 
 MAINTENANCE_SECONDS = 60.0
 OPERATION_LIFETIME = 3600.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus its habit of re-raising SIGTERM after a graceful shutdown.
+
+    Re-raising would kill the process before the worker closes its store and webhook client;
+    a SIGTERM here means "stop cleanly", and the process then exits 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {signum: signal.signal(signum, self.handle_exit) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def build_services(settings: ServerSettings, store: Store, webhooks: HttpWebhookCaller) -> Services:
@@ -70,7 +89,7 @@ async def serve(settings: ServerSettings, https_socket: socket.socket) -> None:
     config.load()
     files = TlsFiles.in_dir(settings.data_dir)
     config.ssl = server_context(files.server_cert, files.server_key)
-    server = uvicorn.Server(config)
+    server = _Server(config)
     maintenance = asyncio.create_task(_maintain(services, settings))
     try:
         await server.serve(sockets=[https_socket])
