@@ -21,6 +21,7 @@ MAX_KEY_BYTES = 1024
 MAX_STRING_CHARS = 4096
 MIN_INT, MAX_INT = -4503599627370496, 4503599627370495
 LIMITS = {"tags": 8 * 1024, "desired": 32 * 1024, "reported": 32 * 1024}
+READ_ONLY = frozenset({"$metadata", "$version"})
 
 
 def merge_patch(target: JsonObject, patch: JsonObject) -> JsonObject:
@@ -70,6 +71,11 @@ def merge_metadata(meta: JsonObject, patch: JsonObject, stamp: JsonObject) -> Js
         else:
             merged[key] = _metadata_for(value, stamp)
     return merged
+
+
+def writable(section: JsonObject) -> JsonObject:
+    """A collection as a client sends back what it read: the hub's ``$metadata`` and ``$version`` left out."""
+    return {key: value for key, value in section.items() if key not in READ_ONLY}
 
 
 def check_collection(section: str, value: Any, *, allow_null: bool) -> None:
@@ -127,6 +133,16 @@ def _value_size(path: str, value: Any, depth: int, allow_null: bool) -> int:
     if isinstance(value, list):
         return sum(_value_size(f"{path}[]", item, depth, allow_null=False) for item in value)
     raise InvalidTwin(f"'{path}' has an unsupported value type")
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredChange:
+    """Desired properties that changed, for the device or module to hear of after the commit."""
+
+    device_id: str
+    module_id: str
+    patch: JsonObject
+    version: int
 
 
 def etag_for(version: int) -> str:
@@ -205,10 +221,13 @@ class Twin:
         return replace(self, tags=tags, version=self.version + 1)
 
     def replace_desired(self, desired: JsonObject, now: float) -> tuple[Twin, JsonObject]:
-        """Replace all desired properties; also returns the diff connected devices are sent."""
+        """Replace all desired properties; also returns the diff connected devices are sent.
+
+        Replacing them with what they already are changes nothing, not even the version.
+        """
         check_collection("desired", desired, allow_null=False)
         change = diff(self.desired.values, desired)
-        return self.patch_desired(change, now), change
+        return (self.patch_desired(change, now) if change else self), change
 
     def reset(self, tags: JsonObject, desired: JsonObject, now: float) -> Twin:
         """Back to an initial state (re-provisioning with reset), versions still moving forward."""

@@ -20,6 +20,8 @@ from edgeprov.clock import SystemClock
 from edgeprov.dps.model import AllocationPolicy
 from edgeprov.dps.registration import DpsSettings, Provisioning
 from edgeprov.dps.service import EnrollmentService, LinkedHubService, RegistrationService
+from edgeprov.hub.configurations import ConfigurationService
+from edgeprov.hub.queries import TwinQueries
 from edgeprov.hub.service import HubService
 from edgeprov.server.bootstrap import open_store
 from edgeprov.server.settings import ServerSettings
@@ -55,6 +57,7 @@ def build_services(settings: ServerSettings, store: Store, webhooks: HttpWebhook
     id_scope = store.write_blocking(lambda tx: tx.get_meta("id_scope"))
     assert id_scope is not None, "bootstrap creates the ID scope before any worker starts"
     dps_settings = DpsSettings(id_scope, AllocationPolicy.HASHED, settings.clock_skew, settings.retry_after)
+    queries = TwinQueries(store)
     return Services(
         store=store,
         clock=clock,
@@ -63,6 +66,8 @@ def build_services(settings: ServerSettings, store: Store, webhooks: HttpWebhook
         registrations=RegistrationService(store),
         linked_hubs=LinkedHubService(store),
         hubs=HubService(store, clock),
+        queries=queries,
+        configurations=ConfigurationService(store, clock, queries),
         auth=ServiceAuthenticator(store, clock, settings.clock_skew),
         endpoints=Endpoints(settings.hostname, settings.https_port, settings.mqtt_port),
     )

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from edgeprov.dps.model import Attempt, Enrollment, EnrollmentKind, LinkedHub, Operation, RegistrationRecord
+from edgeprov.hub.configuration import Configuration
 from edgeprov.hub.model import Device, Module
 from edgeprov.hub.twin import Twin
+from edgeprov.hub.views import TwinRow
 
 T = TypeVar("T")
 
@@ -92,7 +94,14 @@ class Tx(Protocol):
 
     def get_twin(self, hub: str, device_id: str, module_id: str = "") -> Twin | None: ...
     def put_twin(self, hub: str, twin: Twin) -> None: ...
-    def list_twins(self, hub: str, after: tuple[str, str], limit: int, modules: bool) -> list[Twin]: ...
+    def list_twins(self, hub: str, after: tuple[str, str], limit: int, modules: bool) -> list[TwinRow]:
+        """Device twins (or module twins) after the key ``(device, module)``, in key order, with their identities."""
+        ...
+
+    def get_configuration(self, hub: str, config_id: str) -> Configuration | None: ...
+    def put_configuration(self, hub: str, configuration: Configuration) -> None: ...
+    def delete_configuration(self, hub: str, config_id: str) -> bool: ...
+    def list_configurations(self, hub: str, limit: int) -> list[Configuration]: ...
 
 
 class Store(Protocol):

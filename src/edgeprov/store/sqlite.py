@@ -31,8 +31,10 @@ from edgeprov.dps.model import (
     RegistrationRecord,
 )
 from edgeprov.errors import InternalError
+from edgeprov.hub.configuration import Configuration
 from edgeprov.hub.model import Device, Module
 from edgeprov.hub.twin import Twin
+from edgeprov.hub.views import TwinRow
 from edgeprov.store.base import AccessPolicy, AttemptFilter
 from edgeprov.store.codec import Codec
 from edgeprov.vault import KeyVault
@@ -62,6 +64,7 @@ CREATE TABLE modules (hub TEXT NOT NULL, device TEXT NOT NULL, id TEXT NOT NULL,
     PRIMARY KEY (hub, device, id));
 CREATE TABLE twins (hub TEXT NOT NULL, device TEXT NOT NULL, module TEXT NOT NULL, doc BLOB NOT NULL,
     PRIMARY KEY (hub, device, module));
+CREATE TABLE configurations (hub TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (hub, id));
 """
 
 
@@ -289,14 +292,47 @@ class SqliteTx:
             (hub, twin.device_id, twin.module_id, self._codec.encode(twin)),
         )
 
-    def list_twins(self, hub: str, after: tuple[str, str], limit: int, modules: bool) -> list[Twin]:
-        kind = "module != ''" if modules else "module = ''"
+    def list_twins(self, hub: str, after: tuple[str, str], limit: int, modules: bool) -> list[TwinRow]:
+        if not modules:
+            rows = self._db.execute(
+                "SELECT d.doc, t.doc FROM twins t JOIN devices d ON d.hub = t.hub AND d.id = t.device "
+                "WHERE t.hub = ? AND t.module = '' AND t.device > ? ORDER BY t.device LIMIT ?",
+                (hub, after[0], limit),
+            )
+            return [TwinRow(self._codec.decode(Device, d), None, self._codec.decode(Twin, t)) for d, t in rows]
         rows = self._db.execute(
-            f"SELECT doc FROM twins WHERE hub = ? AND {kind} AND (device, module) > (?, ?) "  # noqa: S608
-            "ORDER BY device, module LIMIT ?",
+            "SELECT d.doc, m.doc, t.doc FROM twins t "
+            "JOIN modules m ON m.hub = t.hub AND m.device = t.device AND m.id = t.module "
+            "JOIN devices d ON d.hub = t.hub AND d.id = t.device "
+            "WHERE t.hub = ? AND t.module != '' AND (t.device, t.module) > (?, ?) "
+            "ORDER BY t.device, t.module LIMIT ?",
             (hub, *after, limit),
         )
-        return [self._codec.decode(Twin, doc) for (doc,) in rows]
+        devices: dict[bytes, Device] = {}  # a device's modules come together: decode it once
+        found = []
+        for d, m, t in rows:
+            device = devices.get(d) or devices.setdefault(d, self._codec.decode(Device, d))
+            found.append(TwinRow(device, self._codec.decode(Module, m), self._codec.decode(Twin, t)))
+        return found
+
+    # -- configurations ------------------------------------------------------------------------------
+    def get_configuration(self, hub: str, config_id: str) -> Configuration | None:
+        doc = self._one("SELECT doc FROM configurations WHERE hub = ? AND id = ?", hub, config_id)
+        return self._codec.decode(Configuration, doc) if doc else None
+
+    def put_configuration(self, hub: str, configuration: Configuration) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO configurations (hub, id, doc) VALUES (?, ?, ?)",
+            (hub, configuration.config_id, self._codec.encode(configuration)),
+        )
+
+    def delete_configuration(self, hub: str, config_id: str) -> bool:
+        sql = "DELETE FROM configurations WHERE hub = ? AND id = ?"
+        return self._db.execute(sql, (hub, config_id)).rowcount > 0
+
+    def list_configurations(self, hub: str, limit: int) -> list[Configuration]:
+        rows = self._db.execute("SELECT doc FROM configurations WHERE hub = ? ORDER BY id LIMIT ?", (hub, limit))
+        return [self._codec.decode(Configuration, doc) for (doc,) in rows]
 
 
 @dataclass(frozen=True, slots=True)
