@@ -3,10 +3,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.device_support import Device
-from tests.support import SDK_DIR, Server, start_server
+from tests.support import SDK_DIR, Server, ServiceCaller, start_server
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +26,19 @@ def sdk() -> Path:
     assert (SDK_DIR / "venv" / "bin" / "python").exists(), f"run scripts/test: no SDK harness in {SDK_DIR}"
     assert (SDK_DIR / "node" / "node_modules").is_dir(), f"run scripts/test: no Node SDKs in {SDK_DIR}"
     return SDK_DIR
+
+
+@pytest.fixture
+def hub(server: Server) -> ServiceCaller:
+    """Signed calls to the shared server's hub, as its owner policy (``iothubowner``)."""
+    return server.hub()
+
+
+@pytest.fixture
+def http(server: Server) -> Iterator[httpx.Client]:
+    """Unsigned HTTPS to the shared server, trusting its CA."""
+    with server.http() as client:
+        yield client
 
 
 @pytest.fixture

@@ -144,16 +144,10 @@ class ServiceCaller:
         self.host = fields["HostName"]
         self.key_name = fields["SharedAccessKeyName"]
         self.key = fields["SharedAccessKey"]
-        self._client = server.http()
+        self._server = server
 
     def token(self) -> str:
         return sas.token_for(self.host, self.key, 600, self.key_name)
-
-    def __enter__(self) -> ServiceCaller:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._client.close()
 
     def request(
         self,
@@ -164,12 +158,13 @@ class ServiceCaller:
         api_version: str = "2021-10-01",
     ) -> httpx.Response:
         sep = "&" if "?" in path else "?"
-        return self._client.request(
-            method,
-            f"{path}{sep}api-version={api_version}",
-            json=body,
-            headers={"Authorization": self.token(), **(headers or {})},
-        )
+        with self._server.http() as client:
+            return client.request(
+                method,
+                f"{path}{sep}api-version={api_version}",
+                json=body,
+                headers={"Authorization": self.token(), **(headers or {})},
+            )
 
 
 def start_server(
@@ -225,6 +220,12 @@ def device_token(id_scope: str, registration_id: str, key_b64: str, ttl: int = 3
     return sas.token_for(f"{id_scope}/registrations/{registration_id}", key_b64, ttl)
 
 
+def hub_error(response: httpx.Response) -> str:
+    """The cloud's error name from a hub error body: ``{"Message": "ErrorCode:<name>;<text>"}``."""
+    message: str = response.json()["Message"]
+    return message.split(";", 1)[0].removeprefix("ErrorCode:")
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{os.urandom(4).hex()}"
 
@@ -237,7 +238,7 @@ def dump_state(server: Server, *, ignore: tuple[str, ...] = ("attempts", "operat
             for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             if name not in ignore and not name.startswith("sqlite_")
         ]
-        return {name: sorted(db.execute(f"SELECT * FROM {name}").fetchall()) for name in tables}  # noqa: S608
+        return {name: sorted(db.execute(f"SELECT * FROM {name}").fetchall()) for name in tables}
 
 
 def attempts(server: Server) -> int:
@@ -254,12 +255,18 @@ def running(data_dir: Path, *extra: str) -> Iterator[Server]:
         server.stop()
 
 
+DRIVERS = REPO / "tests" / "drivers"
+
+
 def run_harness(
-    sdk: Path, script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    sdk: Path, script: str | Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> dict[str, Any]:
-    """Run one of ../shared/clients' scripts with the official SDKs; returns its JSON report."""
-    path = shared_dir() / "clients" / script
-    if script.endswith(".js"):
+    """Run one of ../shared/clients' scripts (or a driver of ours, given as a path) with the official SDKs.
+
+    Returns its JSON report.
+    """
+    path = script if isinstance(script, Path) else shared_dir() / "clients" / script
+    if path.suffix == ".js":
         command = ["node", str(path), *args]
         env = {"NODE_PATH": str(sdk / "node" / "node_modules"), **(env or {})}
     else:

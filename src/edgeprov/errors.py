@@ -6,35 +6,41 @@ wire adapters (``api``, ``mqtt``, ``cli``) map these once to their own shapes; d
 raises them.
 
     EdgeprovError
-    ├── BadRequest                     400 400004 ArgumentInvalid
-    │   ├── InvalidRegistrationId      400 400004
-    │   ├── InvalidTwin                400 400004
-    │   └── MessageTooLarge            413 413001
-    ├── Unauthorized                   401 401002 IotHubUnauthorizedAccess
-    ├── Forbidden                      403 403001
-    ├── NotFound                       404 404000
-    │   ├── EnrollmentNotFound         404 404201
-    │   ├── RegistrationNotFound       404 404202
-    │   ├── OperationNotFound          404 404204
-    │   ├── LinkedHubNotFound          404 404205
-    │   ├── DeviceNotFound             404 404001 DeviceNotFound
-    │   ├── ModuleNotFound             404 404010 ModuleNotFound
-    │   ├── ConfigurationNotFound      404 404011 ConfigurationNotFound
-    │   └── DeviceNotOnline            404 404103 DeviceNotOnline
-    ├── MethodNotAllowed               405 405000
-    ├── Conflict                       409 409000
-    │   ├── DeviceAlreadyExists        409 409001 DeviceAlreadyExists
-    │   └── ModuleAlreadyExists        409 409301 ModuleAlreadyExistsOnDevice
-    ├── PreconditionFailed             412 412002 PreconditionFailed
-    ├── UnsupportedMediaType           415 415000
-    ├── Throttled                      429 429001 ThrottlingException
-    ├── InternalError                  500 500000 ServerError
-    ├── GatewayTimeout                 504 504101 GatewayTimeout
-    └── DeviceRuntimeError             the device runtime's own failures (CLI only, never on the wire)
-        ├── ConfigInvalid              a configuration mistake: its file, its line, what to write instead
-        ├── ProvisioningRefused        the provisioning service said no: its status, errorCode and reason
-        ├── ServiceUnreachable         no usable answer: network, TLS, timeout, 5xx, 429
-        └── IdentityRejected           the hub refused the device's identity (unknown, disabled, wrong key)
+    ├── BadRequest                                    400 400004 ArgumentInvalid
+    │   ├── InvalidRegistrationId                     400 400004
+    │   ├── InvalidTwin                               400 400004
+    │   ├── InvalidQuery                              400 400004
+    │   ├── InvalidConfigurationTargetCondition       400 400401 InvalidConfigurationTargetCondition
+    │   ├── InvalidConfigurationContent               400 400402 InvalidConfigurationContent
+    │   ├── CannotModifyImmutableConfigurationContent 400 400403 CannotModifyImmutableConfigurationContent
+    │   ├── InvalidConfigurationCustomMetricsQuery    400 400404 InvalidConfigurationCustomMetricsQuery
+    │   └── MessageTooLarge                           413 413001
+    ├── Unauthorized                                  401 401002 IotHubUnauthorizedAccess
+    ├── Forbidden                                     403 403001
+    ├── NotFound                                      404 404000
+    │   ├── EnrollmentNotFound                        404 404201
+    │   ├── RegistrationNotFound                      404 404202
+    │   ├── OperationNotFound                         404 404204
+    │   ├── LinkedHubNotFound                         404 404205
+    │   ├── DeviceNotFound                            404 404001 DeviceNotFound
+    │   ├── ModuleNotFound                            404 404010 ModuleNotFound
+    │   ├── ConfigurationNotFound                     404 404301 ConfigurationNotFound
+    │   └── DeviceNotOnline                           404 404103 DeviceNotOnline
+    ├── MethodNotAllowed                              405 405000
+    ├── Conflict                                      409 409000
+    │   ├── DeviceAlreadyExists                       409 409001 DeviceAlreadyExists
+    │   ├── ModuleAlreadyExists                       409 409301 ModuleAlreadyExistsOnDevice
+    │   └── ConfigurationAlreadyExists                409 409401 ConfigurationAlreadyExists
+    ├── PreconditionFailed                            412 412002 PreconditionFailed
+    ├── UnsupportedMediaType                          415 415000
+    ├── Throttled                                     429 429001 ThrottlingException
+    ├── InternalError                                 500 500000 ServerError
+    ├── GatewayTimeout                                504 504101 GatewayTimeout
+    └── DeviceRuntimeError                            the device runtime's own failures (CLI only, never on the wire)
+        ├── ConfigInvalid                             a configuration mistake: its file, its line, what to write instead
+        ├── ProvisioningRefused                       the provisioning service said no: its status, errorCode, reason
+        ├── ServiceUnreachable                        no usable answer: network, TLS, timeout, 5xx, 429
+        └── IdentityRejected                          the hub refused the device's identity (unknown, disabled, key)
 """
 
 from __future__ import annotations
@@ -65,6 +71,26 @@ class InvalidRegistrationId(BadRequest):
 
 class InvalidTwin(BadRequest):
     pass
+
+
+class InvalidQuery(BadRequest):
+    """A query (or target condition) that does not parse; the message says where and what was expected."""
+
+
+class InvalidConfigurationTargetCondition(BadRequest):
+    code, name = 400401, "InvalidConfigurationTargetCondition"
+
+
+class InvalidConfigurationContent(BadRequest):
+    code, name = 400402, "InvalidConfigurationContent"
+
+
+class CannotModifyImmutableConfigurationContent(BadRequest):
+    code, name = 400403, "CannotModifyImmutableConfigurationContent"
+
+
+class InvalidConfigurationCustomMetricsQuery(BadRequest):
+    code, name = 400404, "InvalidConfigurationCustomMetricsQuery"
 
 
 class MessageTooLarge(BadRequest):
@@ -108,7 +134,7 @@ class ModuleNotFound(NotFound):
 
 
 class ConfigurationNotFound(NotFound):
-    code, name = 404011, "ConfigurationNotFound"
+    code, name = 404301, "ConfigurationNotFound"
 
 
 class DeviceNotOnline(NotFound):
@@ -129,6 +155,10 @@ class DeviceAlreadyExists(Conflict):
 
 class ModuleAlreadyExists(Conflict):
     code, name = 409301, "ModuleAlreadyExistsOnDevice"
+
+
+class ConfigurationAlreadyExists(Conflict):
+    code, name = 409401, "ConfigurationAlreadyExists"
 
 
 class PreconditionFailed(EdgeprovError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgeprov.errors import PreconditionFailed
+from edgeprov.errors import EdgeprovError, PreconditionFailed
 
 UNCONDITIONAL = ("", "*", '"*"')
 
@@ -25,3 +25,25 @@ def is_conditional(if_match: str | None) -> bool:
 
 def _bare(tag: str) -> str:
     return tag.strip().removeprefix("W/").strip('"')
+
+
+def check_create_or_update(
+    current: str | None,
+    if_match: str | None,
+    what: str,
+    where: str,
+    *,
+    missing: type[EdgeprovError],
+    exists: type[EdgeprovError],
+) -> None:
+    """The hub's PUT: without If-Match it creates (and the thing must not exist), with it it updates.
+
+    ``current`` is the etag of what exists now, or None.
+    """
+    if current is None:
+        if if_match:
+            raise missing(f"{what} does not exist {where}")
+    elif not if_match:
+        raise exists(f"{what} already exists {where}")
+    else:
+        check_if_match(if_match, current, what)

@@ -59,6 +59,12 @@ def check_module_id(value: str) -> str:
     return check_device_id(value, what="module id")
 
 
+def new_guid() -> str:
+    """A random GUID-shaped id; cheaper than building a uuid.UUID on every registration."""
+    h = secrets.token_hex(16)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def new_id_scope() -> str:
     return "0ne" + secrets.token_hex(4).upper()
 

@@ -36,8 +36,7 @@ def _assert_in_hub(server: Server, registration_id: str) -> None:
     twin = server.cli_ok("hub", "device-twin", "show", "--device-id", registration_id).json()
     assert twin["tags"] == {"environment": "test"}
     assert twin["capabilities"] == {"iotEdge": True}
-    with server.hub() as hub:
-        modules = hub.request("GET", f"/devices/{registration_id}/modules").json()
+    modules = server.hub().request("GET", f"/devices/{registration_id}/modules").json()
     assert sorted(m["moduleId"] for m in modules) == ["$edgeAgent", "$edgeHub"]
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import secrets
 
 from edgeprov.clock import iso
 from edgeprov.errors import EdgeprovError
 from edgeprov.jsonutil import dumps
 
+_PROCESS = secrets.token_hex(8)
+_COUNTER = itertools.count(1)
+
 
 def new_tracking_id() -> str:
-    return str(uuid.uuid4())
+    """Unique per request and cheap: a random per-process prefix and a counter."""
+    return f"{_PROCESS}-{next(_COUNTER):012x}"
 
 
 def dps_error_body(exc: EdgeprovError, tracking_id: str, now: float) -> bytes:

@@ -47,11 +47,15 @@ async def json_value(request: Request) -> Any:
 
 
 def page_size(request: Request) -> int:
+    """The page size asked for (``x-ms-max-item-count`` or ``top``); 0 when none was."""
     value = request.headers.get("x-ms-max-item-count") or request.query_params.get("top") or "0"
     try:
-        return int(value)
+        size = int(value)
     except ValueError:
-        raise BadRequest(f"page size {value[:20]!r} is not a whole number") from None
+        size = -1
+    if size < 0:
+        raise BadRequest(f"page size {value[:20]!r} is not a whole number of 0 or more")
+    return size
 
 
 def paged(items: list[Any], continuation: str | None, item_type: str) -> JsonResponse:

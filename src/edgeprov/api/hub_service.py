@@ -7,8 +7,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edgeprov.api import auth
-from edgeprov.api.http import json_object, json_response, no_content, page_size
+from edgeprov.api.http import json_object, json_response, json_value, no_content, page_size, paged
 from edgeprov.api.services import Services
+from edgeprov.errors import BadRequest
+from edgeprov.hub.configurations import check_queries
 
 MAX_DEVICE_LIST = 1000
 
@@ -36,10 +38,24 @@ async def device(request: Request) -> Response:
 
 
 async def devices(request: Request) -> Response:
+    if request.method == "POST":
+        services, hub = await _authorize(request, auth.REGISTRY_WRITE)
+        result = await services.hubs.bulk(hub, await json_value(request))
+        return json_response(result.to_json(), 200 if not result.errors else 400)
     services, hub = await _authorize(request, auth.REGISTRY_READ)
     top = page_size(request) or MAX_DEVICE_LIST
     found = await services.hubs.list_devices(hub, min(top, MAX_DEVICE_LIST), request.query_params.get("after", ""))
     return json_response([d.to_json() for d in found])
+
+
+async def query(request: Request) -> Response:
+    services, hub = await _authorize(request, auth.REGISTRY_READ)
+    spec = await json_value(request)
+    if not isinstance(spec, dict) or not isinstance(spec.get("query"), str):
+        raise BadRequest('a query body is {"query": "SELECT * FROM devices"}')
+    continuation = request.headers.get("x-ms-continuation")
+    page = await services.queries.page(hub, spec["query"], continuation, page_size(request))
+    return paged(page.items, page.continuation, page.item_type)
 
 
 async def module(request: Request) -> Response:
@@ -80,17 +96,51 @@ async def twin(request: Request) -> Response:
     return json_response(view)
 
 
+async def apply_configuration_content(request: Request) -> Response:
+    services, hub = await _authorize(request, auth.REGISTRY_WRITE)
+    await services.hubs.apply_configuration_content(hub, request.path_params["device"], await json_value(request))
+    return no_content()
+
+
+async def configuration(request: Request) -> Response:
+    config_id = request.path_params["id"]
+    if request.method == "GET":
+        services, hub = await _authorize(request, auth.REGISTRY_READ)
+        return json_response(await services.configurations.get(hub, config_id))
+    services, hub = await _authorize(request, auth.REGISTRY_WRITE)
+    if_match = request.headers.get("if-match")
+    if request.method == "DELETE":
+        await services.configurations.delete(hub, config_id, if_match)
+        return no_content()
+    return json_response(await services.configurations.put(hub, config_id, await json_object(request), if_match))
+
+
+async def configurations(request: Request) -> Response:
+    services, hub = await _authorize(request, auth.REGISTRY_READ)
+    return json_response(await services.configurations.list_configurations(hub, page_size(request)))
+
+
+async def configuration_queries(request: Request) -> Response:
+    await _authorize(request, auth.REGISTRY_READ)
+    return json_response(check_queries(await json_value(request)))
+
+
 async def device_statistics(request: Request) -> Response:
     services, hub = await _authorize(request, auth.REGISTRY_READ)
     return json_response(await services.hubs.statistics(hub))
 
 
 ROUTES = [
-    Route("/devices", devices, methods=["GET"]),
+    Route("/devices", devices, methods=["GET", "POST"]),
+    Route("/devices/query", query, methods=["POST"]),
     Route("/devices/{device}", device, methods=["GET", "PUT", "DELETE"]),
+    Route("/devices/{device}/applyconfigurationcontent", apply_configuration_content, methods=["POST"]),
     Route("/devices/{device}/modules", modules, methods=["GET"]),
     Route("/devices/{device}/modules/{module}", module, methods=["GET", "PUT", "DELETE"]),
     Route("/twins/{device}", twin, methods=["GET", "PATCH", "PUT"]),
     Route("/twins/{device}/modules/{module}", twin, methods=["GET", "PATCH", "PUT"]),
     Route("/statistics/devices", device_statistics, methods=["GET"]),
+    Route("/configurations", configurations, methods=["GET"]),
+    Route("/configurations/testqueries", configuration_queries, methods=["POST"]),
+    Route("/configurations/{id}", configuration, methods=["GET", "PUT", "DELETE"]),
 ]

@@ -8,6 +8,8 @@ from edgeprov.api.auth import ServiceAuthenticator
 from edgeprov.clock import Clock
 from edgeprov.dps.registration import Provisioning
 from edgeprov.dps.service import EnrollmentService, LinkedHubService, RegistrationService
+from edgeprov.hub.configurations import ConfigurationService
+from edgeprov.hub.queries import TwinQueries
 from edgeprov.hub.service import HubService
 from edgeprov.store.base import Store
 
@@ -30,5 +32,7 @@ class Services:
     registrations: RegistrationService
     linked_hubs: LinkedHubService
     hubs: HubService
+    queries: TwinQueries
+    configurations: ConfigurationService
     auth: ServiceAuthenticator
     endpoints: Endpoints

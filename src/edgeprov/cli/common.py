@@ -42,6 +42,19 @@ def json_object(text: str | None, flag: str) -> dict[str, Any] | None:
     return value
 
 
+def json_object_or_file(text: str | None, flag: str) -> dict[str, Any] | None:
+    """A JSON object given inline or as the path of a file holding it (as ``az`` takes them)."""
+    if text is not None and not text.lstrip().startswith("{"):
+        path = Path(text).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise CliError(
+                f"{flag}: {text[:80]} is neither a JSON object nor a readable file ({exc.strerror})"
+            ) from None
+    return json_object(text, flag)
+
+
 def add_login(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection")
     group.add_argument(

@@ -1,4 +1,9 @@
-"""``edgeprov hub …``: a hub's identity registry and twins, shaped like ``az iot hub …``."""
+"""``edgeprov hub …``: a hub's identity registry, shaped like ``az iot hub …``.
+
+Device and module identities share their handlers: a command of ``module-identity`` has a
+``--module-id`` and reaches ``/devices/{d}/modules/{m}`` where ``device-identity`` reaches
+``/devices/{d}``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import argparse
 from typing import Any
 from urllib.parse import quote
 
-from edgeprov.cli.client import HUB_API_VERSION, HUB_ENV, ServiceClient
-from edgeprov.cli.common import add_flag, add_login, add_output, command, json_object, login_of, subcommands
+from edgeprov.cli import hub_configurations, hub_twins
+from edgeprov.cli.client import CliError
+from edgeprov.cli.common import add_flag, add_output, command, subcommands
+from edgeprov.cli.hub_access import add_hub_login, hub_client, hub_login
 from edgeprov.cli.output import Column, emit, field
 
 DEVICE_COLUMNS: list[Column] = [
@@ -18,149 +25,164 @@ DEVICE_COLUMNS: list[Column] = [
     ("CONNECTION", field("connectionState")),
     ("LAST ACTIVITY", field("lastActivityTime")),
 ]
+MODULE_COLUMNS: list[Column] = [
+    ("MODULE ID", field("moduleId")),
+    ("DEVICE ID", field("deviceId")),
+    ("MANAGED BY", field("managedBy")),
+    ("GENERATION ID", field("generationId")),
+    ("AUTH", field("authentication", "type")),
+    ("CONNECTION", field("connectionState")),
+    ("LAST ACTIVITY", field("lastActivityTime")),
+]
+CONNECTION_STRING_COLUMNS: list[Column] = [("CONNECTION STRING", field("connectionString"))]
 
 
-def hub_client(args: argparse.Namespace) -> ServiceClient:
-    login = login_of(args)
-    return ServiceClient(login.connection(HUB_ENV, "hub", args.hub_name), login.verify(), HUB_API_VERSION)
+def identity_path(args: argparse.Namespace) -> str:
+    """``/devices/{d}``, or ``/devices/{d}/modules/{m}`` when the command names a module."""
+    path = f"/devices/{quote(args.device_id, safe='')}"
+    module = getattr(args, "module_id", None)
+    return f"{path}/modules/{quote(module, safe='')}" if module else path
 
 
-def _device_path(device_id: str) -> str:
-    return f"/devices/{quote(device_id, safe='')}"
-
-
-def _hide_keys(device: dict[str, Any], show_keys: bool) -> dict[str, Any]:
+def _hide_keys(identity: dict[str, Any], show_keys: bool) -> dict[str, Any]:
     if not show_keys:
-        device.get("authentication", {}).pop("symmetricKey", None)
-    return device
+        identity.get("authentication", {}).pop("symmetricKey", None)
+    return identity
+
+
+def _columns(args: argparse.Namespace) -> list[Column]:
+    return MODULE_COLUMNS if hasattr(args, "module_id") else DEVICE_COLUMNS
 
 
 def _identity_list(args: argparse.Namespace) -> int:
-    devices = hub_client(args).json("GET", "/devices", params={"top": str(args.top)})
-    if args.edge_enabled is not None:
-        devices = [d for d in devices if d["capabilities"]["iotEdge"] == args.edge_enabled]
-    emit([_hide_keys(d, args.show_keys) for d in devices], args.output, DEVICE_COLUMNS)
+    client = hub_client(args)
+    if hasattr(args, "module_id"):
+        found = client.json("GET", f"/devices/{quote(args.device_id, safe='')}/modules")
+    else:
+        found = client.json("GET", "/devices", params={"top": str(args.top)})
+        if args.edge_enabled is not None:
+            found = [d for d in found if d["capabilities"]["iotEdge"] == args.edge_enabled]
+    emit([_hide_keys(i, args.show_keys) for i in found], args.output, _columns(args))
     return 0
 
 
 def _identity_show(args: argparse.Namespace) -> int:
-    device = hub_client(args).json("GET", _device_path(args.device_id))
-    emit(_hide_keys(device, args.show_keys), args.output)
+    emit(_hide_keys(hub_client(args).json("GET", identity_path(args)), args.show_keys), args.output, _columns(args))
     return 0
 
 
 def _identity_create(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {
         "deviceId": args.device_id,
-        "status": args.status,
-        "capabilities": {"iotEdge": bool(args.edge_enabled)},
         "authentication": {
             "type": "sas",
             "symmetricKey": {"primaryKey": args.primary_key, "secondaryKey": args.secondary_key},
         },
     }
-    device = hub_client(args).json("PUT", _device_path(args.device_id), body)
-    emit(_hide_keys(device, args.show_keys), args.output)
+    if hasattr(args, "module_id"):
+        body["moduleId"] = args.module_id
+    else:
+        body |= {"status": args.status, "capabilities": {"iotEdge": bool(args.edge_enabled)}}
+    created = hub_client(args).json("PUT", identity_path(args), body)
+    emit(_hide_keys(created, args.show_keys), args.output, _columns(args))
     return 0
 
 
 def _identity_update(args: argparse.Namespace) -> int:
     client = hub_client(args)
-    device = client.json("GET", _device_path(args.device_id))
-    if args.status:
-        device["status"] = args.status
-    if args.status_reason is not None:
-        device["statusReason"] = args.status_reason
-    if args.edge_enabled is not None:
-        device["capabilities"] = {"iotEdge": args.edge_enabled}
-    keys = device["authentication"].setdefault("symmetricKey", {})
+    identity = client.json("GET", identity_path(args))
+    if getattr(args, "status", None):
+        identity["status"] = args.status
+    if getattr(args, "status_reason", None) is not None:
+        identity["statusReason"] = args.status_reason
+    if getattr(args, "edge_enabled", None) is not None:
+        identity["capabilities"] = {"iotEdge": args.edge_enabled}
+    keys = identity["authentication"].setdefault("symmetricKey", {})
     if args.primary_key:
         keys["primaryKey"] = args.primary_key
     if args.secondary_key:
         keys["secondaryKey"] = args.secondary_key
-    saved = client.json("PUT", _device_path(args.device_id), device, headers={"If-Match": args.etag or device["etag"]})
-    emit(_hide_keys(saved, args.show_keys), args.output)
+    headers = {"If-Match": args.etag or identity["etag"]}
+    saved = client.json("PUT", identity_path(args), identity, headers=headers)
+    emit(_hide_keys(saved, args.show_keys), args.output, _columns(args))
     return 0
 
 
 def _identity_delete(args: argparse.Namespace) -> int:
-    hub_client(args).call("DELETE", _device_path(args.device_id), headers={"If-Match": args.etag or "*"})
+    hub_client(args).call("DELETE", identity_path(args), headers={"If-Match": args.etag or "*"})
     return 0
 
 
-def _twin_path(args: argparse.Namespace) -> str:
-    path = f"/twins/{quote(args.device_id, safe='')}"
-    module = getattr(args, "module_id", None)
-    return f"{path}/modules/{quote(module, safe='')}" if module else path
-
-
-def _twin_show(args: argparse.Namespace) -> int:
-    emit(hub_client(args).json("GET", _twin_path(args)), args.output)
+def _connection_string(args: argparse.Namespace) -> int:
+    """The hub's own connection string, or a device's (or module's) built from its key."""
+    login = hub_login(args)
+    if args.device_id is None:
+        if args.module_id is not None:
+            raise CliError("--module-id needs --device-id")
+        text = f"HostName={login.host};SharedAccessKeyName={login.key_name};SharedAccessKey={login.key}"
+    else:
+        identity = hub_client(args).json("GET", identity_path(args))
+        auth = identity["authentication"]
+        if auth["type"] != "sas":
+            raise CliError(f"{args.device_id} authenticates with {auth['type']}, not a symmetric key")
+        key = auth["symmetricKey"][f"{args.key_type}Key"]
+        # Devices dial the hub by name on the MQTT port: the service port has no place here.
+        host = login.host.rsplit(":", 1)[0] if login.host.count(":") == 1 else login.host
+        module = f";ModuleId={args.module_id}" if args.module_id else ""
+        text = f"HostName={host};DeviceId={args.device_id}{module};SharedAccessKey={key}"
+    emit({"connectionString": text}, args.output, CONNECTION_STRING_COLUMNS)
     return 0
 
 
-def _twin_update(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {}
-    tags = json_object(args.tags, "--tags")
-    desired = json_object(args.desired, "--desired")
-    if tags is not None:
-        body["tags"] = tags
-    if desired is not None:
-        body["properties"] = {"desired": desired}
-    method = "PUT" if args.replace else "PATCH"
-    emit(hub_client(args).json(method, _twin_path(args), body, headers={"If-Match": args.etag or "*"}), args.output)
-    return 0
-
-
-def add_hub_login(parser: argparse.ArgumentParser) -> None:
-    add_login(parser)
-    parser.add_argument("--hub-name", "-n", help="the hub's host name (default: the local service's first hub)")
-
-
-def register(root: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse._SubParsersAction[Any]:
-    hub = root.add_parser("hub", help="a hub's registry and twins (like az iot hub)")
-    groups = subcommands(hub, "hub commands")
-
-    identity = subcommands(groups.add_parser("device-identity", help="device identities"), "device-identity commands")
-    listing = command(identity, "list", _identity_list, "devices of the hub")
-    listing.add_argument("--top", type=int, default=1000)
-    add_flag(listing, "--edge-enabled", "--ee", help="only edge (or, with false, only non-edge) devices")
-    add_output(listing, "table")
-    show = command(identity, "show", _identity_show, "one device identity")
-    create = command(identity, "create", _identity_create, "create a device with symmetric keys")
-    add_flag(create, "--edge-enabled", "--ee", help="an IoT Edge device")
-    create.add_argument("--status", choices=("enabled", "disabled"), default="enabled")
-    update = command(identity, "update", _identity_update, "change a device identity")
-    add_flag(update, "--edge-enabled", "--ee", help="an IoT Edge device")
-    update.add_argument("--status", choices=("enabled", "disabled"))
-    update.add_argument("--status-reason")
-    delete = command(identity, "delete", _identity_delete, "delete a device, its modules and twin")
+def _register_identities(groups: argparse._SubParsersAction[argparse.ArgumentParser], modules: bool) -> None:
+    noun = "module" if modules else "device"
+    group = groups.add_parser(f"{noun}-identity", help=f"{noun} identities")
+    identity = subcommands(group, f"{noun}-identity commands")
+    listing = command(identity, "list", _identity_list, f"{noun}s of the hub" if not modules else "a device's modules")
+    show = command(identity, "show", _identity_show, f"one {noun} identity")
+    create = command(identity, "create", _identity_create, f"create a {noun} with symmetric keys")
+    update = command(identity, "update", _identity_update, f"change a {noun} identity")
+    delete = command(
+        identity, "delete", _identity_delete, f"delete a {noun}" + ("" if modules else " with its modules")
+    )
+    if not modules:
+        listing.add_argument("--top", type=int, default=1000)
+        add_flag(listing, "--edge-enabled", "--ee", help="only edge (or, with false, only non-edge) devices")
+        add_flag(create, "--edge-enabled", "--ee", help="an IoT Edge device")
+        create.add_argument("--status", choices=("enabled", "disabled"), default="enabled")
+        add_flag(update, "--edge-enabled", "--ee", help="an IoT Edge device")
+        update.add_argument("--status", choices=("enabled", "disabled"))
+        update.add_argument("--status-reason")
     for parser in (create, update):
         parser.add_argument("--primary-key", "--pk")
         parser.add_argument("--secondary-key", "--sk")
     for parser in (update, delete):
         parser.add_argument("--etag", "-e")
-    for parser in (show, create, update, delete):
-        parser.add_argument("--device-id", "-d", required=True)
+    for parser in (listing, show, create, update, delete):
+        if modules or parser is not listing:
+            parser.add_argument("--device-id", "-d", required=True)
+        if modules and parser is not listing:
+            parser.add_argument("--module-id", "-m", required=True)
+        add_hub_login(parser)
     for parser in (listing, show, create, update):
         parser.add_argument("--show-keys", "--keys", action="store_true", help="include the symmetric keys")
-    for parser in (show, create, update):
-        add_output(parser, "json")
-    for parser in (listing, show, create, update, delete):
-        add_hub_login(parser)
+        add_output(parser, "table" if parser is listing else "json")
+    if modules:
+        listing.set_defaults(module_id=None)
 
-    twin = subcommands(groups.add_parser("device-twin", help="device twins"), "device-twin commands")
-    twin_show = command(twin, "show", _twin_show, "a device's twin")
-    twin_update = command(twin, "update", _twin_update, "merge tags and desired properties into a twin")
-    twin_update.set_defaults(replace=False)
-    twin_replace = command(twin, "replace", _twin_update, "replace a twin's tags and desired properties")
-    twin_replace.set_defaults(replace=True)
-    for parser in (twin_update, twin_replace):
-        parser.add_argument("--tags", help="tags, a JSON object (null deletes on update)")
-        parser.add_argument("--desired", help="desired properties, a JSON object (null deletes on update)")
-        parser.add_argument("--etag", "-e")
-    for parser in (twin_show, twin_update, twin_replace):
-        parser.add_argument("--device-id", "-d", required=True)
-        add_output(parser, "json")
-        add_hub_login(parser)
+
+def register(root: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse._SubParsersAction[Any]:
+    hub = root.add_parser("hub", help="a hub's registry, twins and configurations (like az iot hub)")
+    groups = subcommands(hub, "hub commands")
+    _register_identities(groups, modules=False)
+    _register_identities(groups, modules=True)
+    hub_twins.register(groups)
+    hub_configurations.register(groups)
+    strings = subcommands(groups.add_parser("connection-string", help="connection strings"), "connection-string")
+    show = command(strings, "show", _connection_string, "the hub's connection string, or a device's or module's")
+    show.add_argument("--device-id", "-d", help="a device's connection string (with its key)")
+    show.add_argument("--module-id", "-m", help="with --device-id: a module's connection string")
+    show.add_argument("--key-type", "--kt", choices=("primary", "secondary"), default="primary")
+    add_output(show, "json")
+    add_hub_login(show)
     return groups

@@ -44,6 +44,8 @@ def effective_policy(enrollment: Enrollment, default: AllocationPolicy) -> Alloc
 def candidates(enrollment: Enrollment, linked: Sequence[LinkedHub]) -> list[LinkedHub]:
     """The enrollment's hubs if it names any, else every linked hub that takes part in allocation."""
     by_name = {hub.hostname: hub for hub in linked}
+    if enrollment.allocation_policy is AllocationPolicy.STATIC and not enrollment.iot_hubs:
+        raise AllocationFailed(f"enrollment {enrollment.id!r} allocates statically but names no hub ('iotHubs')")
     if enrollment.iot_hubs:
         missing = [name for name in enrollment.iot_hubs if name not in by_name]
         if missing:

@@ -7,6 +7,7 @@ difference, ...) without the message ever carrying key material.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,6 +42,21 @@ class AttestationRefused(Unauthorized):
 
 
 @dataclass(frozen=True, slots=True)
+class Credentials:
+    """What attestation proved: the enrollment, and the device's own (primary, secondary) keys."""
+
+    enrollment: Enrollment
+    primary: bytes
+    secondary: bytes
+
+    def verify(self, token: sas.SasToken) -> bool:
+        return token.signed_with(self.primary) or token.signed_with(self.secondary)
+
+    def keys_b64(self) -> tuple[str, str]:
+        return base64.b64encode(self.primary).decode(), base64.b64encode(self.secondary).decode()
+
+
+@dataclass(frozen=True, slots=True)
 class GroupKeys:
     """An enrollment group with its keys decoded once, for the per-request derivations."""
 
@@ -52,13 +68,19 @@ class GroupKeys:
     def of(cls, enrollment: Enrollment) -> GroupKeys:
         return cls(enrollment, sas.decode_key(enrollment.primary_key), sas.decode_key(enrollment.secondary_key))
 
-    def derived_signs(self, token: sas.SasToken, registration_id: str) -> bool:
-        return any(
-            token.signed_with(sas.derive_device_key(key, registration_id)) for key in (self.primary, self.secondary)
+    def credentials(self, registration_id: str) -> Credentials:
+        return Credentials(
+            self.enrollment,
+            sas.derive_device_key(self.primary, registration_id),
+            sas.derive_device_key(self.secondary, registration_id),
         )
 
     def raw_signs(self, token: sas.SasToken) -> bool:
         return token.signed_with(self.primary) or token.signed_with(self.secondary)
+
+
+def individual_credentials(enrollment: Enrollment) -> Credentials:
+    return Credentials(enrollment, sas.decode_key(enrollment.primary_key), sas.decode_key(enrollment.secondary_key))
 
 
 def parse_token(authorization: str | None) -> sas.SasToken:
@@ -88,13 +110,13 @@ def check_resource(token: sas.SasToken, id_scope: str, registration_id: str) -> 
 
 def attest(
     token: sas.SasToken, registration_id: str, individual: Enrollment | None, groups: Sequence[GroupKeys]
-) -> Enrollment:
-    """The enrollment whose key signed ``token``; an individual enrollment takes precedence."""
+) -> Credentials:
+    """The credentials whose key signed ``token``; an individual enrollment takes precedence."""
     if individual is not None:
-        primary, secondary = individual.keys_for(registration_id)
-        if token.signed_with(primary) or token.signed_with(secondary):
-            return individual
-        group = next((g for g in groups if g.derived_signs(token, registration_id)), None)
+        credentials = individual_credentials(individual)
+        if credentials.verify(token):
+            return credentials
+        group = next((g for g in groups if g.credentials(registration_id).verify(token)), None)
         if group is not None:
             raise AttestationRefused(
                 Refusal.INDIVIDUAL_TAKES_PRECEDENCE,
@@ -109,8 +131,9 @@ def attest(
             individual,
         )
     for group in groups:
-        if group.derived_signs(token, registration_id):
-            return group.enrollment
+        credentials = group.credentials(registration_id)
+        if credentials.verify(token):
+            return credentials
     raise _diagnose_group_refusal(token, registration_id, groups)
 
 
@@ -127,7 +150,7 @@ def _diagnose_group_refusal(
                 group.enrollment,
             )
         for variant in {registration_id.lower(), registration_id.upper()} - {registration_id}:
-            if group.derived_signs(token, variant):
+            if group.credentials(variant).verify(token):
                 return AttestationRefused(
                     Refusal.CASE_MISMATCH,
                     f"the device key was derived from registration id {variant!r}, but the device registers as "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -10,11 +9,9 @@ from typing import Any
 from edgeprov import sas
 from edgeprov.clock import iso
 from edgeprov.errors import BadRequest
-from edgeprov.ids import check_device_id, check_registration_id
-from edgeprov.jsonutil import dumps
+from edgeprov.hub.twin import check_collection
+from edgeprov.ids import check_device_id, check_registration_id, new_guid
 from edgeprov.types import JsonObject
-
-MAX_TAGS_BYTES = 8 * 1024
 
 
 class EnrollmentKind(StrEnum):
@@ -45,7 +42,7 @@ class Substatus(StrEnum):
 
 
 def new_etag() -> str:
-    return f'"{uuid.uuid4()}"'
+    return f'"{new_guid()}"'
 
 
 def _object(body: JsonObject, name: str) -> JsonObject:
@@ -176,13 +173,6 @@ class Enrollment:
     def device_id_for(self, registration_id: str) -> str:
         return self.device_id or registration_id
 
-    def keys_for(self, registration_id: str) -> tuple[bytes, bytes]:
-        """The (primary, secondary) keys a device signs with: its own, or derived from the group's."""
-        primary, secondary = sas.decode_key(self.primary_key), sas.decode_key(self.secondary_key)
-        if self.kind is EnrollmentKind.INDIVIDUAL:
-            return primary, secondary
-        return sas.derive_device_key(primary, registration_id), sas.derive_device_key(secondary, registration_id)
-
     @classmethod
     def from_json(
         cls, kind: EnrollmentKind, path_id: str, body: JsonObject, existing: Enrollment | None, now: float
@@ -231,8 +221,9 @@ class Enrollment:
             raise BadRequest("allocation policy 'custom' needs 'customAllocationDefinition.webhookUrl'")
         if self.allocation_policy is AllocationPolicy.STATIC and len(self.iot_hubs) > 1:
             raise BadRequest("allocation policy 'static' takes exactly one hub in 'iotHubs'")
-        if len(dumps(self.initial_twin.tags)) > MAX_TAGS_BYTES:
-            raise BadRequest(f"'initialTwin.tags' exceeds the hub's {MAX_TAGS_BYTES}-byte limit for tags")
+        # The twin must be one the hub accepts: refuse it now rather than at every registration.
+        check_collection("tags", self.initial_twin.tags, allow_null=False)
+        check_collection("desired", self.initial_twin.desired, allow_null=False)
 
     def to_json(self, *, include_keys: bool) -> JsonObject:
         attestation: JsonObject = {"type": "symmetricKey"}
@@ -346,6 +337,7 @@ class RegistrationRecord:
     updated: float = 0.0
     etag: str = ""
     initial_hub: str | None = None
+    operation_id: str | None = None
 
     @property
     def key(self) -> str:

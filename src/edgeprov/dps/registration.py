@@ -8,12 +8,12 @@ the device hears back.
 
 from __future__ import annotations
 
-import base64
 import secrets
-import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum, auto
+from functools import partial
 from typing import Any
 
 from edgeprov.clock import Clock, iso
@@ -29,11 +29,13 @@ from edgeprov.dps.allocation import (
 from edgeprov.dps.attestation import (
     DEFAULT_CLOCK_SKEW,
     AttestationRefused,
+    Credentials,
     GroupKeys,
     Refusal,
     attest,
     check_expiry,
     check_resource,
+    individual_credentials,
     parse_token,
 )
 from edgeprov.dps.model import (
@@ -52,12 +54,14 @@ from edgeprov.dps.model import (
 from edgeprov.dps.webhook import allocation_request, parse_allocation, redacted_url
 from edgeprov.errors import BadRequest, EdgeprovError, OperationNotFound, RegistrationNotFound
 from edgeprov.hub import registry
-from edgeprov.ids import RegistrationId
+from edgeprov.ids import RegistrationId, new_guid
 from edgeprov.jsonutil import dumps
 from edgeprov.store.base import Store, Tx
 from edgeprov.types import JsonObject
 
 DISABLED_CODE = 401010
+# Decided operations each worker keeps for polls: a few minutes of a fast roll-out, bounded memory.
+RECENT_OPERATIONS = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +165,7 @@ def apply_plan(tx: Tx, plan: AssignmentPlan, keys: tuple[str, str], iot_edge: bo
 
 
 def new_operation_id() -> str:
-    return f"5.{secrets.token_hex(8)}.{uuid.uuid4()}"
-
-
-def device_keys_b64(enrollment: Enrollment, registration_id: str) -> tuple[str, str]:
-    primary, secondary = enrollment.keys_for(registration_id)
-    return base64.b64encode(primary).decode(), base64.b64encode(secondary).decode()
+    return f"5.{secrets.token_hex(8)}.{new_guid()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +207,34 @@ class Simulation:
         return body
 
 
+@dataclass(frozen=True, slots=True)
+class _Registration:
+    """One authentic register call on its way into the write transaction."""
+
+    request: RegisterRequest
+    registration_id: str
+    credentials: Credentials
+    linked: tuple[LinkedHub, ...]
+    allocation: Allocation | AllocationFailed | None
+    now: float
+
+    @property
+    def enrollment(self) -> Enrollment:
+        return self.credentials.enrollment
+
+    def attempt(self, outcome: AttemptOutcome, reason: str, **details: Any) -> Attempt:
+        return Attempt(
+            self.now,
+            self.request.source,
+            self.registration_id,
+            outcome,
+            reason,
+            self.enrollment.label,
+            transport=self.request.transport,
+            **details,
+        )
+
+
 class Provisioning:
     """The provisioning service's device-facing operations."""
 
@@ -217,51 +244,63 @@ class Provisioning:
         self._webhooks = webhooks
         self.settings = settings
         self._config: _Config | None = None
+        self._recent: OrderedDict[str, tuple[Operation, Credentials]] = OrderedDict()
 
     # -- register ----------------------------------------------------------------------------------
     async def register(self, request: RegisterRequest) -> Operation:
         now = self._clock.now()
         registration_id = request.registration_id
-        enrollment: Enrollment | None = None
         try:
             registration_id = RegistrationId(request.registration_id)
             _check_body(request.body, registration_id)
-            enrollment = await self._attest(request, registration_id, now)
+            credentials, config = await self._attest(request, registration_id, now)
         except EdgeprovError as exc:
             await self._log_refusal(request, registration_id, exc, now)
             raise
-        payload = request.body.get("payload")
+        enrollment = credentials.enrollment
         allocation: Allocation | AllocationFailed | None = None
         if enrollment.enabled and effective_policy(enrollment, self.settings.default_policy) is AllocationPolicy.CUSTOM:
-            allocation = await self._call_webhook(enrollment, registration_id, payload)
-        return await self._store.write(
-            lambda tx: self._commit(tx, request, registration_id, enrollment, payload, allocation, now)
-        )
+            allocation = await self._call_webhook(enrollment, registration_id, request.body.get("payload"), config)
+        registration = _Registration(request, registration_id, credentials, config.linked, allocation, now)
+        operation = await self._store.write(partial(self._commit, registration))
+        self._remember(operation, credentials)
+        return operation
 
-    async def _attest(self, request: RegisterRequest, registration_id: RegistrationId, now: float) -> Enrollment:
+    def _remember(self, operation: Operation, credentials: Credentials) -> None:
+        """Keep a decided operation's answer for the device's poll, which usually comes back to this worker."""
+        self._recent[operation.operation_id] = (operation, credentials)
+        if len(self._recent) > RECENT_OPERATIONS:
+            self._recent.popitem(last=False)
+
+    async def _attest(
+        self, request: RegisterRequest, registration_id: RegistrationId, now: float
+    ) -> tuple[Credentials, _Config]:
         token = parse_token(request.authorization)
         check_resource(token, self.settings.id_scope, registration_id)
         if request.id_scope.lower() != self.settings.id_scope.lower():
             check_resource(token, request.id_scope, registration_id)  # names the scope mix-up
         config, individual = await self._current(registration_id.key)
-        enrollment = attest(token, registration_id, individual, config.groups)
-        check_expiry(token, now, self.settings.clock_skew, enrollment)
-        return enrollment
+        credentials = attest(token, registration_id, individual, config.groups)
+        check_expiry(token, now, self.settings.clock_skew, credentials.enrollment)
+        return credentials, config
 
     async def _current(self, registration_key: str) -> tuple[_Config, Enrollment | None]:
-        version, individual = await self._store.read(
-            lambda tx: (tx.config_version(), tx.get_enrollment(EnrollmentKind.INDIVIDUAL, registration_key))
-        )
+        """The enrollment groups and linked hubs, and the individual enrollment of this registration id."""
+        individual = await self._store.read(lambda tx: tx.get_enrollment(EnrollmentKind.INDIVIDUAL, registration_key))
+        return await self._groups(), individual
+
+    async def _groups(self) -> _Config:
+        """Enrollment groups and linked hubs, cached until the configuration version moves."""
+        version = self._store.config_version()
         config = self._config
         if config is None or config.version != version:
             config = await self._store.read(lambda tx: _load_config(tx, version))
             self._config = config
-        return config, individual
+        return config
 
     async def _call_webhook(
-        self, enrollment: Enrollment, registration_id: str, payload: Any
+        self, enrollment: Enrollment, registration_id: str, payload: Any, config: _Config
     ) -> Allocation | AllocationFailed:
-        config, _ = await self._current(registration_id.lower())
         try:
             hubs = [hub.hostname for hub in candidates(enrollment, config.linked)]
             existing = await self._store.read(lambda tx: tx.get_registration(registration_id.lower()))
@@ -272,89 +311,31 @@ class Provisioning:
                 response = await self._webhooks.call(url, request)
             except EdgeprovError as exc:
                 raise AllocationFailed(
-                    f"custom allocation webhook {redacted_url(url)} failed: {exc.message}",
-                    WEBHOOK_FAILED_CODE,
+                    f"custom allocation webhook {redacted_url(url)} failed: {exc.message}", WEBHOOK_FAILED_CODE
                 ) from None
             return parse_allocation(response, hubs, url)
         except AllocationFailed as failure:
             return failure
 
-    def _commit(
-        self,
-        tx: Tx,
-        request: RegisterRequest,
-        registration_id: str,
-        enrollment: Enrollment,
-        payload: Any,
-        allocation: Allocation | AllocationFailed | None,
-        now: float,
-    ) -> Operation:
-        key = registration_id.lower()
-        attempt = Attempt(
-            now,
-            request.source,
-            registration_id,
-            AttemptOutcome.ASSIGNED,
-            "assigned",
-            enrollment.label,
-            transport=request.transport,
-        )
+    def _commit(self, registration: _Registration, tx: Tx) -> Operation:
+        enrollment, now = registration.enrollment, registration.now
         if not enrollment.enabled:
-            message = (
-                f"{'enrollment group' if enrollment.kind is EnrollmentKind.GROUP else 'enrollment'} "
-                f"{enrollment.id!r} is disabled"
+            noun = "enrollment group" if enrollment.kind is EnrollmentKind.GROUP else "enrollment"
+            message = f"{noun} {enrollment.id!r} is disabled"
+            return _unassigned(
+                tx, registration, RegistrationStatus.DISABLED, DISABLED_CODE, message, "enrollment-disabled"
             )
-            state = {
-                "registrationId": registration_id,
-                "status": "disabled",
-                "errorCode": DISABLED_CODE,
-                "errorMessage": message,
-                "lastUpdatedDateTimeUtc": iso(now),
-            }
-            return self._finish(
-                tx,
-                key,
-                enrollment,
-                RegistrationStatus.DISABLED,
-                state,
-                now,
-                replace(
-                    attempt,
-                    outcome=AttemptOutcome.DISABLED,
-                    reason="enrollment-disabled",
-                    error_code=DISABLED_CODE,
-                    message=message,
-                ),
-            )
-        existing = tx.get_registration(key)
+        existing = tx.get_registration(registration.registration_id.lower())
         try:
-            plan = self._plan(tx, enrollment, registration_id, existing, allocation)
+            plan = self._plan(registration, existing)
         except AllocationFailed as failure:
-            state = {
-                "registrationId": registration_id,
-                "status": "failed",
-                "errorCode": failure.failure_code,
-                "errorMessage": failure.message,
-                "lastUpdatedDateTimeUtc": iso(now),
-            }
-            return self._finish(
-                tx,
-                key,
-                enrollment,
-                RegistrationStatus.FAILED,
-                state,
-                now,
-                replace(
-                    attempt,
-                    outcome=AttemptOutcome.FAILED,
-                    reason="allocation-failed",
-                    error_code=failure.failure_code,
-                    message=failure.message,
-                ),
+            return _unassigned(
+                tx, registration, RegistrationStatus.FAILED, failure.failure_code, failure.message, "allocation-failed"
             )
-        apply_plan(tx, plan, device_keys_b64(enrollment, registration_id), enrollment.iot_edge, now)
+        apply_plan(tx, plan, registration.credentials.keys_b64(), enrollment.iot_edge, now)
+        allocation = registration.allocation
         record = RegistrationRecord(
-            registration_id=registration_id,
+            registration_id=registration.registration_id,
             status=RegistrationStatus.ASSIGNED,
             enrollment=enrollment.label,
             device_id=plan.device_id,
@@ -365,50 +346,25 @@ class Provisioning:
             updated=now,
             etag=new_etag(),
             initial_hub=existing.initial_hub if existing and existing.initial_hub else plan.hub,
+            operation_id=new_operation_id(),
         )
         tx.put_registration(record)
-        return self._finish(
-            tx,
-            key,
-            enrollment,
-            RegistrationStatus.ASSIGNED,
-            record.to_json(),
-            now,
-            replace(attempt, reason=plan.mode.name.lower(), hub=plan.hub, message=plan.describe()),
+        tx.add_attempt(
+            registration.attempt(AttemptOutcome.ASSIGNED, plan.mode.name.lower(), hub=plan.hub, message=plan.describe())
         )
+        return assigned_operation(record)
 
-    def _plan(
-        self,
-        tx: Tx,
-        enrollment: Enrollment,
-        registration_id: str,
-        existing: RegistrationRecord | None,
-        allocation: Allocation | AllocationFailed | None,
-    ) -> AssignmentPlan:
+    def _plan(self, registration: _Registration, existing: RegistrationRecord | None) -> AssignmentPlan:
+        allocation, enrollment = registration.allocation, registration.enrollment
         if isinstance(allocation, AllocationFailed):
             raise allocation
         if isinstance(allocation, Allocation):
-            return plan_assignment(enrollment, registration_id, existing, allocation.hub, allocation.initial_twin)
+            return plan_assignment(
+                enrollment, registration.registration_id, existing, allocation.hub, allocation.initial_twin
+            )
         policy = effective_policy(enrollment, self.settings.default_policy)
-        hub = allocate(policy, registration_id, candidates(enrollment, tx.list_linked_hubs()))
-        return plan_assignment(enrollment, registration_id, existing, hub)
-
-    def _finish(
-        self,
-        tx: Tx,
-        key: str,
-        enrollment: Enrollment,
-        status: RegistrationStatus,
-        state: JsonObject,
-        now: float,
-        attempt: Attempt,
-    ) -> Operation:
-        operation_id = new_operation_id()
-        body = dumps({"operationId": operation_id, "status": str(status), "registrationState": state})
-        operation = Operation(operation_id, key, enrollment.label, status, body, now)
-        tx.put_operation(operation)
-        tx.add_attempt(attempt)
-        return operation
+        hub = allocate(policy, registration.registration_id, candidates(enrollment, registration.linked))
+        return plan_assignment(enrollment, registration.registration_id, existing, hub)
 
     async def _log_refusal(
         self, request: RegisterRequest, registration_id: str, exc: EdgeprovError, now: float
@@ -434,21 +390,40 @@ class Provisioning:
     ) -> Operation:
         """The operation's state; its token must still prove the registration's enrollment."""
         key = RegistrationId(registration_id).key
-        operation = await self._store.read(lambda tx: tx.get_operation(operation_id))
-        if operation is None or operation.registration_key != key:
-            raise OperationNotFound(f"no registration operation {operation_id[:80]!r} for {registration_id!r}")
+        recent = self._recent.get(operation_id)
+        if recent is not None and recent[0].registration_key == key:
+            operation, credentials = recent
+        else:
+            operation = await self._stored_operation(key, registration_id, operation_id)
+            found = await self._credentials(operation.enrollment, registration_id)
+            if found is None:
+                raise AttestationRefused(Refusal.WRONG_KEY, "the registration's enrollment no longer exists")
+            credentials = found
         token = parse_token(authorization)
         check_resource(token, self.settings.id_scope, registration_id)
-        enrollment = await self._enrollment_by_label(operation.enrollment)
-        primary, secondary = enrollment.keys_for(registration_id) if enrollment else (b"", b"")
-        if enrollment is None or not (token.signed_with(primary) or token.signed_with(secondary)):
+        if not credentials.verify(token):
             raise AttestationRefused(Refusal.WRONG_KEY, "the token does not prove this registration's enrollment")
-        check_expiry(token, self._clock.now(), self.settings.clock_skew, enrollment)
+        check_expiry(token, self._clock.now(), self.settings.clock_skew, credentials.enrollment)
         return operation
 
-    async def _enrollment_by_label(self, label: str) -> Enrollment | None:
+    async def _stored_operation(self, key: str, registration_id: str, operation_id: str) -> Operation:
+        """An operation decided by another worker: the registration's latest, or an unassigned outcome."""
+        record, unassigned = await self._store.read(
+            lambda tx: (tx.get_registration(key), tx.get_operation(operation_id))
+        )
+        if record is not None and record.operation_id == operation_id:
+            return assigned_operation(record)
+        if unassigned is not None and unassigned.registration_key == key:
+            return unassigned
+        raise OperationNotFound(f"no registration operation {operation_id[:80]!r} for {registration_id!r}")
+
+    async def _credentials(self, label: str, registration_id: str) -> Credentials | None:
         kind, _, name = label.partition(":")
-        return await self._store.read(lambda tx: tx.get_enrollment(EnrollmentKind(kind), name.lower()))
+        if kind == EnrollmentKind.INDIVIDUAL:
+            individual = await self._store.read(lambda tx: tx.get_enrollment(EnrollmentKind.INDIVIDUAL, name.lower()))
+            return individual_credentials(individual) if individual else None
+        group = next((g for g in (await self._groups()).groups if g.enrollment.key == name.lower()), None)
+        return group.credentials(registration_id) if group else None
 
     async def registration_status(self, request: RegisterRequest) -> RegistrationRecord:
         registration_id = RegistrationId(request.registration_id)
@@ -486,6 +461,42 @@ class Provisioning:
         except AllocationFailed as failure:
             return Simulation(reg, "failed", enrollment, reason=failure.message, existing=existing)
         return Simulation(reg, "assigned", enrollment, plan, existing=existing)
+
+
+def assigned_operation(record: RegistrationRecord) -> Operation:
+    """The answer to polls of the operation that assigned ``record``."""
+    assert record.operation_id is not None
+    body = dumps(
+        {"operationId": record.operation_id, "status": str(record.status), "registrationState": record.to_json()}
+    )
+    return Operation(record.operation_id, record.key, record.enrollment, record.status, body, record.updated)
+
+
+def _unassigned(
+    tx: Tx, registration: _Registration, status: RegistrationStatus, code: int, message: str, reason: str
+) -> Operation:
+    """A disabled or failed outcome: no record changes; only its poll answer and the attempt are kept."""
+    state = {
+        "registrationId": registration.registration_id,
+        "status": str(status),
+        "errorCode": code,
+        "errorMessage": message,
+        "lastUpdatedDateTimeUtc": iso(registration.now),
+    }
+    operation_id = new_operation_id()
+    body = dumps({"operationId": operation_id, "status": str(status), "registrationState": state})
+    operation = Operation(
+        operation_id,
+        registration.registration_id.lower(),
+        registration.enrollment.label,
+        status,
+        body,
+        registration.now,
+    )
+    tx.put_operation(operation)
+    outcome = AttemptOutcome.DISABLED if status is RegistrationStatus.DISABLED else AttemptOutcome.FAILED
+    tx.add_attempt(registration.attempt(outcome, reason, error_code=code, message=message))
+    return operation
 
 
 def _pick_enrollment(

@@ -7,20 +7,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from edgeprov import sas
-from edgeprov.hub.model import (
-    EDGE_SYSTEM_MODULES,
-    Authentication,
-    AuthType,
-    Device,
-    Module,
-    new_generation_id,
-)
+from edgeprov.hub.identities import module_from_json
+from edgeprov.hub.model import EDGE_SYSTEM_MODULES, Authentication, AuthType, Device, Module, new_generation_id
 from edgeprov.hub.twin import Twin
 from edgeprov.store.base import Tx
 from edgeprov.types import JsonObject
-
-MODULE_KEY_BYTES = 32
 
 
 def upsert_sas_device(tx: Tx, hub: str, device_id: str, keys: tuple[str, str], iot_edge: bool, now: float) -> Device:
@@ -37,14 +28,29 @@ def upsert_sas_device(tx: Tx, hub: str, device_id: str, keys: tuple[str, str], i
     return device
 
 
+def save_device(tx: Tx, hub: str, device: Device, now: float) -> None:
+    """Store a device identity with what it needs: a twin and, for an edge device, its system modules."""
+    tx.put_device(hub, device)
+    ensure_twin(tx, hub, device.device_id, {}, {}, now)
+    if device.iot_edge:
+        ensure_edge_modules(tx, hub, device.device_id, now)
+
+
+def save_module(tx: Tx, hub: str, module: Module, now: float) -> None:
+    tx.put_module(hub, module)
+    if tx.get_twin(hub, module.device_id, module.module_id) is None:
+        tx.put_twin(hub, Twin.initial(module.device_id, module.module_id, {}, {}, now))
+
+
 def ensure_edge_modules(tx: Tx, hub: str, device_id: str, now: float) -> None:
     """An edge device needs ``$edgeAgent`` and ``$edgeHub`` before its runtime can start."""
     for module_id in EDGE_SYSTEM_MODULES:
-        if tx.get_module(hub, device_id, module_id) is None:
-            keys = sas.generate_key(MODULE_KEY_BYTES), sas.generate_key(MODULE_KEY_BYTES)
-            auth = Authentication(AuthType.SAS, *keys)
-            tx.put_module(hub, Module(device_id, module_id, new_generation_id(), auth, created=now, etag_counter=1))
-            tx.put_twin(hub, Twin.initial(device_id, module_id, {}, {}, now))
+        ensure_module(tx, hub, device_id, module_id, None, now)
+
+
+def ensure_module(tx: Tx, hub: str, device_id: str, module_id: str, managed_by: str | None, now: float) -> None:
+    if tx.get_module(hub, device_id, module_id) is None:
+        save_module(tx, hub, module_from_json(device_id, module_id, {"managedBy": managed_by}, None, now), now)
 
 
 def set_initial_twin(tx: Tx, hub: str, device_id: str, tags: JsonObject, desired: JsonObject, now: float) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from edgeprov import sas
 from edgeprov.clock import Clock
 from edgeprov.errors import (
     BadRequest,
@@ -14,23 +13,14 @@ from edgeprov.errors import (
     ModuleAlreadyExists,
     ModuleNotFound,
 )
-from edgeprov.etags import check_if_match
-from edgeprov.hub import registry
-from edgeprov.hub.model import (
-    Authentication,
-    AuthType,
-    Device,
-    DeviceStatus,
-    Module,
-    new_generation_id,
-)
-from edgeprov.hub.twin import Twin
+from edgeprov.etags import check_create_or_update, check_if_match
+from edgeprov.hub import bulk, deployment, registry
+from edgeprov.hub.identities import device_from_json, module_from_json
+from edgeprov.hub.model import Device, Module
+from edgeprov.hub.twin import DesiredChange, Twin, writable
 from edgeprov.hub.views import render_twin
-from edgeprov.ids import check_device_id, check_module_id
 from edgeprov.store.base import Store, Tx
 from edgeprov.types import JsonObject
-
-GENERATED_KEY_BYTES = 32
 
 
 class TwinListener(Protocol):
@@ -44,56 +34,6 @@ class NoListener:
         return None
 
 
-def _authentication(body: JsonObject, existing: Authentication | None) -> Authentication:
-    auth = body.get("authentication")
-    if auth is None:
-        auth = {"type": "sas"}
-    if not isinstance(auth, dict):
-        raise BadRequest("'authentication' must be a JSON object")
-    try:
-        kind = AuthType(auth.get("type") or "sas")
-    except ValueError:
-        raise BadRequest(
-            f"authentication type {auth.get('type')!r} is not one of sas, selfSigned, certificateAuthority, none"
-        ) from None
-    if kind is AuthType.SAS:
-        keys = auth.get("symmetricKey") or {}
-        if not isinstance(keys, dict):
-            raise BadRequest("'authentication.symmetricKey' must be a JSON object")
-        kept = existing if existing and existing.type is AuthType.SAS else None
-        primary = keys.get("primaryKey") or (kept.primary_key if kept else sas.generate_key(GENERATED_KEY_BYTES))
-        secondary = keys.get("secondaryKey") or (kept.secondary_key if kept else sas.generate_key(GENERATED_KEY_BYTES))
-        if not isinstance(primary, str) or not isinstance(secondary, str):
-            raise BadRequest("symmetric keys must be base64 strings")
-        sas.decode_key(primary, what="primaryKey")
-        sas.decode_key(secondary, what="secondaryKey")
-        return Authentication(kind, primary, secondary)
-    thumbprints = auth.get("x509Thumbprint") or {}
-    if not isinstance(thumbprints, dict):
-        raise BadRequest("'authentication.x509Thumbprint' must be a JSON object")
-    if kind is AuthType.SELF_SIGNED and not thumbprints.get("primaryThumbprint"):
-        raise BadRequest("self-signed authentication needs 'x509Thumbprint.primaryThumbprint'")
-    return Authentication(
-        kind,
-        primary_thumbprint=thumbprints.get("primaryThumbprint"),
-        secondary_thumbprint=thumbprints.get("secondaryThumbprint"),
-    )
-
-
-def _status(body: JsonObject, existing: DeviceStatus | None) -> DeviceStatus:
-    value = body.get("status") or (existing.value if existing else "enabled")
-    try:
-        return DeviceStatus(value)
-    except ValueError:
-        raise BadRequest("'status' must be 'enabled' or 'disabled'") from None
-
-
-def _body_id(body: JsonObject, field: str, path_value: str) -> None:
-    value = body.get(field, path_value)
-    if value != path_value:
-        raise BadRequest(f"'{field}' in the body ({str(value)[:128]!r}) differs from the path ({path_value!r})")
-
-
 class HubService:
     def __init__(self, store: Store, clock: Clock, listener: TwinListener | None = None) -> None:
         self._store = store
@@ -103,47 +43,17 @@ class HubService:
     # -- devices -------------------------------------------------------------------------------------
     async def put_device(self, hub: str, device_id: str, body: JsonObject, if_match: str | None) -> Device:
         """Create (no If-Match) or update (If-Match) a device identity."""
-        check_device_id(device_id)
-        _body_id(body, "deviceId", device_id)
         now = self._clock.now()
 
         def write(tx: Tx) -> Device:
             existing = tx.get_device(hub, device_id)
-            if existing is None and if_match:
-                raise DeviceNotFound(f"device {device_id!r} does not exist on {hub}")
-            if existing is not None and not if_match:
-                raise DeviceAlreadyExists(f"device {device_id!r} already exists on {hub}")
-            iot_edge = bool((body.get("capabilities") or {}).get("iotEdge", existing.iot_edge if existing else False))
-            status = _status(body, existing.status if existing else None)
-            auth = _authentication(body, existing.auth if existing else None)
-            if existing is None:
-                device = Device(
-                    device_id,
-                    new_generation_id(),
-                    auth,
-                    status,
-                    body.get("statusReason"),
-                    now,
-                    iot_edge,
-                    etag_counter=1,
-                    created=now,
-                )
-            else:
-                check_if_match(if_match, existing.etag, f"device {device_id!r}")
-                device = replace(
-                    existing,
-                    auth=auth,
-                    status=status,
-                    status_reason=body.get("statusReason", existing.status_reason),
-                    status_updated=now if status is not existing.status else existing.status_updated,
-                    iot_edge=iot_edge,
-                    etag_counter=existing.etag_counter + 1,
-                )
-            tx.put_device(hub, device)
-            if tx.get_twin(hub, device_id) is None:
-                tx.put_twin(hub, Twin.initial(device_id, "", {}, {}, now))
-            if iot_edge:
-                registry.ensure_edge_modules(tx, hub, device_id, now)
+            etag = existing.etag if existing else None
+            what = f"device {device_id!r}"
+            check_create_or_update(
+                etag, if_match, what, f"on {hub}", missing=DeviceNotFound, exists=DeviceAlreadyExists
+            )
+            device = device_from_json(device_id, body, existing, now)
+            registry.save_device(tx, hub, device, now)
             return device
 
         return await self._store.write(write)
@@ -167,6 +77,17 @@ class HubService:
 
         await self._store.write(write)
 
+    async def bulk(self, hub: str, body: Any) -> bulk.BulkResult:
+        """Apply a batch of ExportImportDevice items whole, or report why not and store nothing."""
+        items = bulk.check_items(body)
+        now = self._clock.now()
+        try:
+            result = await self._store.write(lambda tx: bulk.apply(tx, hub, items, now))
+        except bulk.Rejected as rejected:
+            return rejected.result
+        self._notify(hub, result.changes)
+        return result
+
     async def statistics(self, hub: str) -> JsonObject:
         total, enabled = await self._store.read(lambda tx: tx.count_devices(hub))
         return {"totalDeviceCount": total, "enabledDeviceCount": enabled, "disabledDeviceCount": total - enabled}
@@ -175,30 +96,18 @@ class HubService:
     async def put_module(
         self, hub: str, device_id: str, module_id: str, body: JsonObject, if_match: str | None
     ) -> Module:
-        check_module_id(module_id)
-        _body_id(body, "moduleId", module_id)
-        _body_id(body, "deviceId", device_id)
         now = self._clock.now()
 
         def write(tx: Tx) -> Module:
             if tx.get_device(hub, device_id) is None:
                 raise DeviceNotFound(f"device {device_id!r} does not exist on {hub}")
             existing = tx.get_module(hub, device_id, module_id)
-            if existing is None and if_match:
-                raise ModuleNotFound(f"module {module_id!r} does not exist on device {device_id!r}")
-            if existing is not None and not if_match:
-                raise ModuleAlreadyExists(f"module {module_id!r} already exists on device {device_id!r}")
-            auth = _authentication(body, existing.auth if existing else None)
-            managed_by = body.get("managedBy", existing.managed_by if existing else None)
-            if existing is None:
-                module = Module(
-                    device_id, module_id, new_generation_id(), auth, managed_by, etag_counter=1, created=now
-                )
-                tx.put_twin(hub, Twin.initial(device_id, module_id, {}, {}, now))
-            else:
-                check_if_match(if_match, existing.etag, f"module {module_id!r}")
-                module = replace(existing, auth=auth, managed_by=managed_by, etag_counter=existing.etag_counter + 1)
-            tx.put_module(hub, module)
+            etag = existing.etag if existing else None
+            where = f"on device {device_id!r}"
+            what = f"module {module_id!r}"
+            check_create_or_update(etag, if_match, what, where, missing=ModuleNotFound, exists=ModuleAlreadyExists)
+            module = module_from_json(device_id, module_id, body, existing, now)
+            registry.save_module(tx, hub, module, now)
             return module
 
         return await self._store.write(write)
@@ -227,6 +136,13 @@ class HubService:
 
         await self._store.write(write)
 
+    async def apply_configuration_content(self, hub: str, device_id: str, body: Any) -> None:
+        """Deploy modules content to one edge device: each module twin's desired properties become it."""
+        modules = deployment.modules_desired(body)
+        now = self._clock.now()
+        changes = await self._store.write(lambda tx: deployment.apply(tx, hub, device_id, modules, now))
+        self._notify(hub, changes)
+
     # -- twins ---------------------------------------------------------------------------------------
     async def get_twin(self, hub: str, device_id: str, module_id: str = "") -> JsonObject:
         return await self._store.read(lambda tx: _twin_view(tx, hub, device_id, module_id))
@@ -236,26 +152,26 @@ class HubService:
     ) -> JsonObject:
         """PATCH (merge tags and desired) or PUT (replace them) a twin; reported stays the device's."""
         now = self._clock.now()
-        tags, desired = _twin_sections(body)
+        tags, desired = _twin_sections(body, replace_all=replace_all)
 
-        def write(tx: Tx) -> tuple[JsonObject, JsonObject | None, int]:
+        def write(tx: Tx) -> tuple[JsonObject, list[DesiredChange]]:
             twin = _stored_twin(tx, hub, device_id, module_id)
             check_if_match(if_match, twin.etag, f"twin of {device_id!r}")
-            change: JsonObject | None = None
+            change: JsonObject = {}
             if replace_all:
                 twin = twin.replace_tags(tags or {})
                 twin, change = twin.replace_desired(desired or {}, now)
             else:
-                if tags is not None:
+                if tags:
                     twin = twin.patch_tags(tags)
-                if desired is not None:
+                if desired:
                     twin, change = twin.patch_desired(desired, now), desired
             tx.put_twin(hub, twin)
-            return _twin_view(tx, hub, device_id, module_id), change, twin.desired.version
+            changes = [DesiredChange(device_id, module_id, change, twin.desired.version)] if change else []
+            return _twin_view(tx, hub, device_id, module_id), changes
 
-        view, change, version = await self._store.write(write)
-        if change:
-            self.listener.desired_changed(hub, device_id, module_id, change, version)
+        view, changes = await self._store.write(write)
+        self._notify(hub, changes)
         return view
 
     async def patch_reported(self, hub: str, device_id: str, module_id: str, patch: JsonObject) -> int:
@@ -269,24 +185,24 @@ class HubService:
 
         return await self._store.write(write)
 
+    def _notify(self, hub: str, changes: Iterable[DesiredChange]) -> None:
+        for change in changes:
+            self.listener.desired_changed(hub, change.device_id, change.module_id, change.patch, change.version)
 
-def _twin_sections(body: JsonObject) -> tuple[JsonObject | None, JsonObject | None]:
+
+def _twin_sections(body: JsonObject, *, replace_all: bool) -> tuple[JsonObject | None, JsonObject | None]:
     tags = body.get("tags")
     properties = body.get("properties") or {}
     if not isinstance(properties, dict):
         raise BadRequest("'properties' must be a JSON object")
-    if properties.get("reported"):
+    # A replace sends back a whole twin as read, reported properties and all: those are ignored.
+    if properties.get("reported") and not replace_all:
         raise BadRequest("reported properties are the device's: the service cannot set them")
     desired = properties.get("desired")
     for name, value in (("tags", tags), ("properties.desired", desired)):
         if value is not None and not isinstance(value, dict):
             raise BadRequest(f"'{name}' must be a JSON object")
-    return _without_metadata(tags), _without_metadata(desired)
-
-
-def _without_metadata(section: JsonObject | None) -> JsonObject | None:
-    # Clients echo a twin they read, with its $metadata and $version: those are the hub's.
-    return None if section is None else {k: v for k, v in section.items() if not k.startswith("$")}
+    return (None if tags is None else writable(tags)), (None if desired is None else writable(desired))
 
 
 def _stored_twin(tx: Tx, hub: str, device_id: str, module_id: str) -> Twin:

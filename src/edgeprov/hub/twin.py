@@ -21,6 +21,7 @@ MAX_KEY_BYTES = 1024
 MAX_STRING_CHARS = 4096
 MIN_INT, MAX_INT = -4503599627370496, 4503599627370495
 LIMITS = {"tags": 8 * 1024, "desired": 32 * 1024, "reported": 32 * 1024}
+READ_ONLY = frozenset({"$metadata", "$version"})
 
 
 def merge_patch(target: JsonObject, patch: JsonObject) -> JsonObject:
@@ -70,6 +71,11 @@ def merge_metadata(meta: JsonObject, patch: JsonObject, stamp: JsonObject) -> Js
         else:
             merged[key] = _metadata_for(value, stamp)
     return merged
+
+
+def writable(section: JsonObject) -> JsonObject:
+    """A collection as a client sends back what it read: the hub's ``$metadata`` and ``$version`` left out."""
+    return {key: value for key, value in section.items() if key not in READ_ONLY}
 
 
 def check_collection(section: str, value: Any, *, allow_null: bool) -> None:
@@ -129,6 +135,16 @@ def _value_size(path: str, value: Any, depth: int, allow_null: bool) -> int:
     raise InvalidTwin(f"'{path}' has an unsupported value type")
 
 
+@dataclass(frozen=True, slots=True)
+class DesiredChange:
+    """Desired properties that changed, for the device or module to hear of after the commit."""
+
+    device_id: str
+    module_id: str
+    patch: JsonObject
+    version: int
+
+
 def etag_for(version: int) -> str:
     return base64.b64encode(version.to_bytes(8, "big")).decode()
 
@@ -169,12 +185,14 @@ class Twin:
 
     @classmethod
     def initial(cls, device_id: str, module_id: str, tags: JsonObject, desired: JsonObject, now: float) -> Twin:
+        # Twins share their dicts with whoever built them: no code here changes a dict in place
+        # (merge_patch builds new ones), so no copy is needed.
         for section, value in (("tags", tags), ("desired", desired)):
             check_collection(section, value, allow_null=False)
         stamp = {"$lastUpdated": iso(now), "$lastUpdatedVersion": 1}
-        desired_props = Properties(copy.deepcopy(desired), 1, merge_metadata({}, desired, stamp))
+        desired_props = Properties(desired, 1, merge_metadata({}, desired, stamp))
         reported_props = Properties({}, 1, {"$lastUpdated": iso(now)})
-        return cls(device_id, module_id, copy.deepcopy(tags), desired_props, reported_props, 1)
+        return cls(device_id, module_id, tags, desired_props, reported_props, 1)
 
     @property
     def etag(self) -> str:
@@ -200,13 +218,16 @@ class Twin:
 
     def replace_tags(self, tags: JsonObject) -> Twin:
         check_collection("tags", tags, allow_null=False)
-        return replace(self, tags=copy.deepcopy(tags), version=self.version + 1)
+        return replace(self, tags=tags, version=self.version + 1)
 
     def replace_desired(self, desired: JsonObject, now: float) -> tuple[Twin, JsonObject]:
-        """Replace all desired properties; also returns the diff connected devices are sent."""
+        """Replace all desired properties; also returns the diff connected devices are sent.
+
+        Replacing them with what they already are changes nothing, not even the version.
+        """
         check_collection("desired", desired, allow_null=False)
         change = diff(self.desired.values, desired)
-        return self.patch_desired(change, now), change
+        return (self.patch_desired(change, now) if change else self), change
 
     def reset(self, tags: JsonObject, desired: JsonObject, now: float) -> Twin:
         """Back to an initial state (re-provisioning with reset), versions still moving forward."""

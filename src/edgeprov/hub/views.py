@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from edgeprov.clock import NEVER, iso
 from edgeprov.hub.model import Device, Module
 from edgeprov.hub.twin import Twin
@@ -38,3 +40,19 @@ def render_twin(device: Device, module: Module | None, twin: Twin) -> JsonObject
     view["tags"] = twin.tags
     view["properties"] = {"desired": twin.desired.to_json(), "reported": twin.reported.to_json()}
     return view
+
+
+@dataclass(frozen=True, slots=True)
+class TwinRow:
+    """A stored twin with its identities, as a query streams them in key order."""
+
+    device: Device
+    module: Module | None
+    twin: Twin
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.twin.device_id, self.twin.module_id
+
+    def view(self) -> JsonObject:
+        return render_twin(self.device, self.module, self.twin)

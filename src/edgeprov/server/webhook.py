@@ -20,7 +20,7 @@ class HttpWebhookCaller:
         try:
             response = await self._client.post(url, json=body)
         except httpx.TimeoutException:
-            raise GatewayTimeout(f"no answer within {self._timeout:.0f} s") from None
+            raise GatewayTimeout(f"no answer within {self._timeout:g} s") from None
         except httpx.HTTPError as exc:
             raise InternalError(f"cannot reach it ({type(exc).__name__})") from None
         if response.status_code // 100 != 2:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
+from collections.abc import Iterator
 from functools import partial
 
 import uvicorn
@@ -18,6 +20,8 @@ from edgeprov.clock import SystemClock
 from edgeprov.dps.model import AllocationPolicy
 from edgeprov.dps.registration import DpsSettings, Provisioning
 from edgeprov.dps.service import EnrollmentService, LinkedHubService, RegistrationService
+from edgeprov.hub.configurations import ConfigurationService
+from edgeprov.hub.queries import TwinQueries
 from edgeprov.hub.service import HubService
 from edgeprov.server.bootstrap import open_store
 from edgeprov.server.settings import ServerSettings
@@ -31,11 +35,29 @@ MAINTENANCE_SECONDS = 60.0
 OPERATION_LIFETIME = 3600.0
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus its habit of re-raising SIGTERM after a graceful shutdown.
+
+    Re-raising would kill the process before the worker closes its store and webhook client;
+    a SIGTERM here means "stop cleanly", and the process then exits 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {signum: signal.signal(signum, self.handle_exit) for signum in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
 def build_services(settings: ServerSettings, store: Store, webhooks: HttpWebhookCaller) -> Services:
     clock = SystemClock()
     id_scope = store.write_blocking(lambda tx: tx.get_meta("id_scope"))
     assert id_scope is not None, "bootstrap creates the ID scope before any worker starts"
     dps_settings = DpsSettings(id_scope, AllocationPolicy.HASHED, settings.clock_skew, settings.retry_after)
+    queries = TwinQueries(store)
     return Services(
         store=store,
         clock=clock,
@@ -44,6 +66,8 @@ def build_services(settings: ServerSettings, store: Store, webhooks: HttpWebhook
         registrations=RegistrationService(store),
         linked_hubs=LinkedHubService(store),
         hubs=HubService(store, clock),
+        queries=queries,
+        configurations=ConfigurationService(store, clock, queries),
         auth=ServiceAuthenticator(store, clock, settings.clock_skew),
         endpoints=Endpoints(settings.hostname, settings.https_port, settings.mqtt_port),
     )
@@ -65,7 +89,7 @@ async def serve(settings: ServerSettings, https_socket: socket.socket) -> None:
     config.load()
     files = TlsFiles.in_dir(settings.data_dir)
     config.ssl = server_context(files.server_cert, files.server_key)
-    server = uvicorn.Server(config)
+    server = _Server(config)
     maintenance = asyncio.create_task(_maintain(services, settings))
     try:
         await server.serve(sockets=[https_socket])

@@ -26,23 +26,22 @@ class Codec:
         self._vault = vault
 
     def encode(self, obj: Any) -> bytes:
-        return orjson.dumps(self._plain(obj))
+        # orjson serialises dataclasses, enums and tuples natively; only the keys need a copy.
+        return orjson.dumps(self._sealed(obj))
 
     def decode(self, cls: type[T], data: bytes | str) -> T:
         return typing.cast(T, self._build(cls, orjson.loads(data)))
 
-    def _plain(self, obj: Any) -> Any:
-        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            out: dict[str, Any] = {}
-            for name in _field_names(obj.__class__):
-                value = getattr(obj, name)
-                if name in SECRET_FIELDS and isinstance(value, str):
-                    value = self._vault.seal(value)
-                out[name] = self._plain(value)
-            return out
-        if isinstance(obj, tuple):
-            return [self._plain(item) for item in obj]
-        return obj
+    def _sealed(self, obj: Any) -> Any:
+        secrets = _secret_fields(obj.__class__)
+        if not secrets:
+            return obj
+        plain = {name: getattr(obj, name) for name in _field_names(obj.__class__)}
+        for name, kind in secrets:
+            value = plain[name]
+            if value is not None:
+                plain[name] = self._vault.seal(value) if kind is _Kind.PLAIN else self._sealed(value)
+        return plain
 
     def _build(self, cls: type[Any], data: dict[str, Any]) -> Any:
         kwargs: dict[str, Any] = {}
@@ -73,6 +72,20 @@ class _Kind(enum.Enum):
 @cache
 def _field_names(cls: type[Any]) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
+
+
+@cache
+def _secret_fields(cls: type[Any]) -> tuple[tuple[str, _Kind], ...]:
+    """The fields holding a key (PLAIN) or a dataclass that holds one (NESTED), transitively."""
+    if not dataclasses.is_dataclass(cls):
+        return ()
+    found = []
+    for name, kind, hint in _fields(cls):
+        if name in SECRET_FIELDS:
+            found.append((name, _Kind.PLAIN))
+        elif kind is _Kind.NESTED and _secret_fields(hint):
+            found.append((name, _Kind.NESTED))
+    return tuple(found)
 
 
 _FIELDS: dict[type[Any], tuple[tuple[str, _Kind, Any], ...]] = {}

@@ -10,10 +10,12 @@ after ``await store.write(...)`` survives a crash of the process.
 from __future__ import annotations
 
 import asyncio
+import mmap
+import os
 import sqlite3
+import struct
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +31,10 @@ from edgeprov.dps.model import (
     RegistrationRecord,
 )
 from edgeprov.errors import InternalError
+from edgeprov.hub.configuration import Configuration
 from edgeprov.hub.model import Device, Module
 from edgeprov.hub.twin import Twin
+from edgeprov.hub.views import TwinRow
 from edgeprov.store.base import AccessPolicy, AttemptFilter
 from edgeprov.store.codec import Codec
 from edgeprov.vault import KeyVault
@@ -40,26 +44,27 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 MAX_BATCH = 1024
 SCHEMA = """
+-- Documents of a few hundred bytes live in rowid tables: SQLite keeps WITHOUT ROWID for small rows.
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE policies (service TEXT NOT NULL, name TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (service, name));
 CREATE TABLE hubs (hostname TEXT PRIMARY KEY, created REAL NOT NULL);
 CREATE TABLE linked_hubs (hostname TEXT PRIMARY KEY, doc BLOB NOT NULL);
-CREATE TABLE enrollments (kind TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, key))
-    WITHOUT ROWID;
-CREATE TABLE registrations (key TEXT PRIMARY KEY, enrollment TEXT NOT NULL, doc BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE enrollments (kind TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, key));
+CREATE TABLE registrations (key TEXT PRIMARY KEY, enrollment TEXT NOT NULL, doc BLOB NOT NULL);
 CREATE INDEX registrations_by_enrollment ON registrations (enrollment, key);
 CREATE TABLE operations (id TEXT PRIMARY KEY, created REAL NOT NULL, doc BLOB NOT NULL, body BLOB NOT NULL);
 CREATE INDEX operations_by_age ON operations (created);
-CREATE TABLE attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, registration TEXT NOT NULL, enrollment TEXT,
+CREATE TABLE attempts (id INTEGER PRIMARY KEY, registration TEXT NOT NULL, enrollment TEXT,
     failed INTEGER NOT NULL, doc BLOB NOT NULL);
 CREATE INDEX attempts_by_registration ON attempts (registration, id);
 CREATE INDEX attempts_by_enrollment ON attempts (enrollment, id);
 CREATE TABLE devices (hub TEXT NOT NULL, id TEXT NOT NULL, enabled INTEGER NOT NULL, doc BLOB NOT NULL,
-    PRIMARY KEY (hub, id)) WITHOUT ROWID;
+    PRIMARY KEY (hub, id));
 CREATE TABLE modules (hub TEXT NOT NULL, device TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL,
-    PRIMARY KEY (hub, device, id)) WITHOUT ROWID;
+    PRIMARY KEY (hub, device, id));
 CREATE TABLE twins (hub TEXT NOT NULL, device TEXT NOT NULL, module TEXT NOT NULL, doc BLOB NOT NULL,
-    PRIMARY KEY (hub, device, module)) WITHOUT ROWID;
+    PRIMARY KEY (hub, device, module));
+CREATE TABLE configurations (hub TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (hub, id));
 """
 
 
@@ -79,6 +84,7 @@ class SqliteTx:
     def __init__(self, conn: sqlite3.Connection, codec: Codec) -> None:
         self._db = conn
         self._codec = codec
+        self.config_changed = False
 
     def _one(self, sql: str, *args: Any) -> Any:
         row = self._db.execute(sql, args).fetchone()
@@ -97,6 +103,7 @@ class SqliteTx:
 
     def bump_config_version(self) -> None:
         self.set_meta("config_version", str(self.config_version() + 1))
+        self.config_changed = True
 
     # -- policies and hubs ----------------------------------------------------------------------
     def get_policy(self, service: str, name: str) -> AccessPolicy | None:
@@ -285,14 +292,47 @@ class SqliteTx:
             (hub, twin.device_id, twin.module_id, self._codec.encode(twin)),
         )
 
-    def list_twins(self, hub: str, after: tuple[str, str], limit: int, modules: bool) -> list[Twin]:
-        kind = "module != ''" if modules else "module = ''"
+    def list_twins(self, hub: str, after: tuple[str, str], limit: int, modules: bool) -> list[TwinRow]:
+        if not modules:
+            rows = self._db.execute(
+                "SELECT d.doc, t.doc FROM twins t JOIN devices d ON d.hub = t.hub AND d.id = t.device "
+                "WHERE t.hub = ? AND t.module = '' AND t.device > ? ORDER BY t.device LIMIT ?",
+                (hub, after[0], limit),
+            )
+            return [TwinRow(self._codec.decode(Device, d), None, self._codec.decode(Twin, t)) for d, t in rows]
         rows = self._db.execute(
-            f"SELECT doc FROM twins WHERE hub = ? AND {kind} AND (device, module) > (?, ?) "  # noqa: S608
-            "ORDER BY device, module LIMIT ?",
+            "SELECT d.doc, m.doc, t.doc FROM twins t "
+            "JOIN modules m ON m.hub = t.hub AND m.device = t.device AND m.id = t.module "
+            "JOIN devices d ON d.hub = t.hub AND d.id = t.device "
+            "WHERE t.hub = ? AND t.module != '' AND (t.device, t.module) > (?, ?) "
+            "ORDER BY t.device, t.module LIMIT ?",
             (hub, *after, limit),
         )
-        return [self._codec.decode(Twin, doc) for (doc,) in rows]
+        devices: dict[bytes, Device] = {}  # a device's modules come together: decode it once
+        found = []
+        for d, m, t in rows:
+            device = devices.get(d) or devices.setdefault(d, self._codec.decode(Device, d))
+            found.append(TwinRow(device, self._codec.decode(Module, m), self._codec.decode(Twin, t)))
+        return found
+
+    # -- configurations ------------------------------------------------------------------------------
+    def get_configuration(self, hub: str, config_id: str) -> Configuration | None:
+        doc = self._one("SELECT doc FROM configurations WHERE hub = ? AND id = ?", hub, config_id)
+        return self._codec.decode(Configuration, doc) if doc else None
+
+    def put_configuration(self, hub: str, configuration: Configuration) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO configurations (hub, id, doc) VALUES (?, ?, ?)",
+            (hub, configuration.config_id, self._codec.encode(configuration)),
+        )
+
+    def delete_configuration(self, hub: str, config_id: str) -> bool:
+        sql = "DELETE FROM configurations WHERE hub = ? AND id = ?"
+        return self._db.execute(sql, (hub, config_id)).rowcount > 0
+
+    def list_configurations(self, hub: str, limit: int) -> list[Configuration]:
+        rows = self._db.execute("SELECT doc FROM configurations WHERE hub = ? ORDER BY id LIMIT ?", (hub, limit))
+        return [self._codec.decode(Configuration, doc) for (doc,) in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +351,8 @@ class SqliteStore:
         self._codec = Codec(vault)
         self._migrate()
         self._reader = SqliteTx(connect(path), self._codec)
-        self._writer = _GroupCommitWriter(path, self._codec)
+        self._version = _SharedCounter(path.with_name(path.name + ".version"), self._reader.config_version())
+        self._writer = _GroupCommitWriter(path, self._codec, self._version)
 
     def _migrate(self) -> None:
         conn = connect(self.path)
@@ -331,6 +372,9 @@ class SqliteStore:
         finally:
             conn.close()
 
+    def config_version(self) -> int:
+        return self._version.value
+
     async def read(self, fn: Callable[[SqliteTx], T]) -> T:
         return fn(self._reader)
 
@@ -341,52 +385,94 @@ class SqliteStore:
         conn = connect(self.path)
         try:
             conn.execute("BEGIN IMMEDIATE")
-            result = fn(SqliteTx(conn, self._codec))
+            tx = SqliteTx(conn, self._codec)
+            result = fn(tx)
             conn.execute("COMMIT")
+            if tx.config_changed:
+                self._version.publish(tx.config_version())
             return result
         finally:
             conn.close()
 
     def close(self) -> None:
         self._writer.stop()
+        self._version.close()
+
+
+class _SharedCounter:
+    """The configuration version, shared by every process using the database through a mapped file.
+
+    Reading it costs a memory load instead of a query on every registration. The writer publishes
+    a new version after the commit that made it and before anyone hears the commit succeeded, so
+    once an operator's change is acknowledged every worker's next request sees it.
+    """
+
+    def __init__(self, path: Path, initial: int) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size < _COUNTER.size:
+                os.ftruncate(fd, _COUNTER.size)
+            self._map = mmap.mmap(fd, _COUNTER.size)
+        finally:
+            os.close(fd)
+        if self.value < initial:
+            self.publish(initial)
+
+    @property
+    def value(self) -> int:
+        return int(_COUNTER.unpack_from(self._map, 0)[0])
+
+    def publish(self, version: int) -> None:
+        if version > self.value:
+            _COUNTER.pack_into(self._map, 0, version)
+
+    def close(self) -> None:
+        self._map.close()
+
+
+_COUNTER = struct.Struct("<Q")
 
 
 class _GroupCommitWriter:
-    def __init__(self, path: Path, codec: Codec) -> None:
+    """Runs the write functions queued during one event-loop turn in one transaction, then commits.
+
+    The functions run on the loop's own thread: a separate writer thread would make the domain
+    code in it fight the request handling for the GIL, which measured twice as costly as running
+    the batch in place. The commit only appends to the write-ahead log (no fsync with
+    synchronous=NORMAL); the fsync of a checkpoint happens on a thread of its own.
+    """
+
+    def __init__(self, path: Path, codec: Codec, version: _SharedCounter) -> None:
+        self._version = version
         self._tx = SqliteTx(connect(path), codec)
         self._conn = self._tx._db
-        self._queue: deque[tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]] = deque()
-        self._wake = threading.Condition()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
-        self._thread.start()
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._pending: list[tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]] = []
+        self._checkpointer = _Checkpointer(path)
 
     def submit(self, fn: Callable[[SqliteTx], T]) -> asyncio.Future[T]:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        with self._wake:
-            self._queue.append((fn, future))
-            self._wake.notify()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((fn, future))
         return future
 
     def stop(self) -> None:
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        self._thread.join(timeout=10)
+        if self._pending:
+            self._flush()
+        self._checkpointer.stop()
         self._conn.close()
 
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._queue and not self._stopping:
-                    self._wake.wait()
-                if not self._queue:
-                    return
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
-            self._commit(batch)
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        for start in range(0, len(batch), MAX_BATCH):
+            self._commit(batch[start : start + MAX_BATCH])
+        self._checkpointer.nudge()
 
     def _commit(self, batch: list[tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]]) -> None:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        self._tx.config_changed = False
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             for fn, future in batch:
@@ -399,23 +485,50 @@ class _GroupCommitWriter:
                     self._conn.execute("RELEASE op")
                     outcomes.append((future, None, exc))
             self._conn.execute("COMMIT")
+            if self._tx.config_changed:
+                self._version.publish(self._tx.config_version())
         except sqlite3.Error as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             failure = InternalError(f"the database refused the write: {exc}")
             outcomes = [(future, None, failure) for _, future in batch]
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
-        for outcome in outcomes:
-            by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
-        for loop, results in by_loop.items():
-            loop.call_soon_threadsafe(_resolve, results)
+        for future, value, error in outcomes:
+            if future.cancelled():
+                continue
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
 
 
-def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, value, error in results:
-        if future.cancelled():
-            continue
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
+class _Checkpointer:
+    """Copies the write-ahead log into the database file on its own thread, once it has grown."""
+
+    WAL_BYTES = 16 * 1024 * 1024
+
+    def __init__(self, path: Path) -> None:
+        self._wal = path.with_name(path.name + "-wal")
+        self._conn = connect(path)
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self._conn.close()
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(timeout=5.0)
+            self._wake.clear()
+            try:
+                if self._wal.stat().st_size >= self.WAL_BYTES:
+                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except (OSError, sqlite3.Error):
+                continue  # the next nudge tries again; a busy or missing WAL is not an error
