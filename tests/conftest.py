@@ -6,6 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.device_support import Device
 from tests.support import SDK_DIR, Server, ServiceCaller, start_server
 
 
@@ -38,3 +39,13 @@ def http(server: Server) -> Iterator[httpx.Client]:
     """Unsigned HTTPS to the shared server, trusting its CA."""
     with server.http() as client:
         yield client
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Iterator[Device]:
+    """A device runtime with its own state directory; its agent is stopped afterwards."""
+    runtime = Device(tmp_path / "state")
+    try:
+        yield runtime
+    finally:
+        runtime.stop()

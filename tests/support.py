@@ -51,6 +51,23 @@ class CliResult:
         return json.loads(self.out)
 
 
+def run_cli(*args: str, env: dict[str, str]) -> CliResult:
+    """Run the ``edgeprov`` command in this process, with ``env`` added to the environment."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli_main(list(args))
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
 @dataclass
 class Server:
     """A running ``edgeprov serve`` and what a test needs to talk to it."""
@@ -84,20 +101,7 @@ class Server:
 
     def cli(self, *args: str, env: dict[str, str] | None = None) -> CliResult:
         """Run the ``edgeprov`` command in this process against this server."""
-        out, err = io.StringIO(), io.StringIO()
-        saved = dict(os.environ)
-        os.environ["EDGEPROV_DATA"] = str(self.data_dir)
-        os.environ.update(env or {})
-        try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                try:
-                    code = cli_main(list(args))
-                except SystemExit as exc:
-                    code = int(exc.code or 0)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        return CliResult(code, out.getvalue(), err.getvalue())
+        return run_cli(*args, env={"EDGEPROV_DATA": str(self.data_dir), **(env or {})})
 
     def cli_ok(self, *args: str) -> CliResult:
         result = self.cli(*args)

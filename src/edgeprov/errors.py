@@ -35,7 +35,12 @@ raises them.
     ├── UnsupportedMediaType                          415 415000
     ├── Throttled                                     429 429001 ThrottlingException
     ├── InternalError                                 500 500000 ServerError
-    └── GatewayTimeout                                504 504101 GatewayTimeout
+    ├── GatewayTimeout                                504 504101 GatewayTimeout
+    └── DeviceRuntimeError                            the device runtime's own failures (CLI only, never on the wire)
+        ├── ConfigInvalid                             a configuration mistake: its file, its line, what to write instead
+        ├── ProvisioningRefused                       the provisioning service said no: its status, errorCode, reason
+        ├── ServiceUnreachable                        no usable answer: network, TLS, timeout, 5xx, 429
+        └── IdentityRejected                          the hub refused the device's identity (unknown, disabled, key)
 """
 
 from __future__ import annotations
@@ -174,3 +179,40 @@ class InternalError(EdgeprovError):
 
 class GatewayTimeout(EdgeprovError):
     status, code, name = 504, 504101, "GatewayTimeout"
+
+
+class DeviceRuntimeError(EdgeprovError):
+    pass
+
+
+class ConfigInvalid(DeviceRuntimeError):
+    """A mistake in a configuration file, located so the user can fix it without guessing."""
+
+    def __init__(self, message: str, *, path: object = None, line: int | None = None, hint: str | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.hint = hint
+        super().__init__(located(message, self.path, line, hint))
+
+
+def located(message: str, path: str | None, line: int | None, hint: str | None) -> str:
+    """``file, line N: message`` and, when there is one, what to write instead."""
+    where = f"{path}, line {line}: " if path and line else f"{path}: " if path else ""
+    return f"{where}{message}" + (f"\n  write instead: {hint}" if hint else "")
+
+
+class ProvisioningRefused(DeviceRuntimeError):
+    def __init__(self, message: str, *, http_status: int, error_code: int | None = None) -> None:
+        self.http_status = http_status
+        self.error_code = error_code
+        code = f", errorCode {error_code}" if error_code is not None else ""
+        super().__init__(f"the provisioning service refused the registration (HTTP {http_status}{code}): {message}")
+        self.reason = message
+
+
+class ServiceUnreachable(DeviceRuntimeError):
+    pass
+
+
+class IdentityRejected(DeviceRuntimeError):
+    pass

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from edgeprov import __version__
-from edgeprov.cli import dps, hub, serve
+from edgeprov.cli import device, dps, hub, serve
 from edgeprov.errors import EdgeprovError
 
 
@@ -22,6 +22,7 @@ def parser() -> argparse.ArgumentParser:
     serve.register(commands)
     dps.register(commands)
     hub.register(commands)
+    device.register(commands)
     return root
 
 
