@@ -8,6 +8,7 @@ from edgeprov.api.auth import ServiceAuthenticator
 from edgeprov.clock import Clock
 from edgeprov.dps.registration import Provisioning
 from edgeprov.dps.service import EnrollmentService, LinkedHubService, RegistrationService
+from edgeprov.hub.messaging import Messaging
 from edgeprov.hub.service import HubService
 from edgeprov.store.base import Store
 
@@ -30,5 +31,6 @@ class Services:
     registrations: RegistrationService
     linked_hubs: LinkedHubService
     hubs: HubService
+    messaging: Messaging
     auth: ServiceAuthenticator
     endpoints: Endpoints

@@ -258,6 +258,11 @@ class HubService:
             self.listener.desired_changed(hub, device_id, module_id, change, version)
         return view
 
+    async def twin_properties(self, hub: str, device_id: str, module_id: str) -> JsonObject:
+        """What a device's twin GET answers: only the two property collections, with their versions."""
+        twin = await self._store.read(lambda tx: _stored_twin(tx, hub, device_id, module_id))
+        return {"desired": twin.desired.for_device(), "reported": twin.reported.for_device()}
+
     async def patch_reported(self, hub: str, device_id: str, module_id: str, patch: JsonObject) -> int:
         """A device's reported-properties patch; returns the new reported version."""
         now = self._clock.now()
