@@ -248,8 +248,20 @@ def run_harness(
     sdk: Path, script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> dict[str, Any]:
     """Run one of ../shared/clients' scripts with the official SDKs; returns its JSON report."""
-    path = shared_dir() / "clients" / script
-    if script.endswith(".js"):
+    return run_script(sdk, shared_dir() / "clients" / script, *args, env=env, timeout=timeout)
+
+
+def run_driver(
+    sdk: Path, script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> dict[str, Any]:
+    """Run one of tests/drivers' scripts (our own flows over the official SDKs); returns its JSON report."""
+    return run_script(sdk, REPO / "tests" / "drivers" / script, *args, env=env, timeout=timeout)
+
+
+def run_script(
+    sdk: Path, path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> dict[str, Any]:
+    if path.suffix == ".js":
         command = ["node", str(path), *args]
         env = {"NODE_PATH": str(sdk / "node" / "node_modules"), **(env or {})}
     else:
@@ -259,8 +271,24 @@ def run_harness(
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if not lines:
-        raise AssertionError(f"{script} printed no report (exit {result.returncode}): {result.stderr[-2000:]}")
+        raise AssertionError(f"{path.name} printed no report (exit {result.returncode}): {result.stderr[-2000:]}")
     report: dict[str, Any] = json.loads(lines[-1])
     report["exit_code"] = result.returncode
     report["stderr"] = result.stderr[-2000:]
     return report
+
+
+def json_stream(text: str) -> list[Any]:
+    """Every JSON value in ``text``, one after another (monitor-events prints them indented)."""
+    decoder = json.JSONDecoder()
+    values, position = [], 0
+    while (position := _skip_space(text, position)) < len(text):
+        value, position = decoder.raw_decode(text, position)
+        values.append(value)
+    return values
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position

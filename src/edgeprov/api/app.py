@@ -25,11 +25,11 @@ KEYWORDS = frozenset(
     {
         "enrollments", "enrollmentgroups", "registrations", "attestationmechanism", "query", "devices", "modules",
         "twins", "methods", "statistics", "service", "configurations", "testqueries", "applyconfigurationcontent",
-        "commands", "edgeprov", "dps", "linkedhubs", "attempts", "simulate",
+        "commands", "edgeprov", "dps", "linkedhubs", "attempts", "simulate", "hub", "events", "messages",
     }
 )  # fmt: skip
 # Words that may stand where an id usually does (/devices/query, /statistics/devices, ...).
-SECOND_WORDS = frozenset({"query", "testqueries", "devices", "service", "dps"})
+SECOND_WORDS = frozenset({"query", "testqueries", "devices", "service", "dps", "hub"})
 DPS_FAMILIES = frozenset({"enrollments", "enrollmentgroups", "registrations", "edgeprov"})
 
 

@@ -104,8 +104,20 @@ class Messaging:
 
         return await self._store.write(write)
 
-    async def events(self, hub: str, after: int, since: float, device_id: str | None, limit: int) -> list[DeviceEvent]:
-        return await self._store.read(lambda tx: tx.list_events(hub, after, since, device_id, limit))
+    async def events(
+        self, hub: str, after: int, since: float, device_id: str | None, limit: int
+    ) -> tuple[list[DeviceEvent], int]:
+        """Events after sequence ``after`` enqueued at ``since`` or later, and where to read on from.
+
+        With none found, reading on starts after the newest event: anything committed later has a
+        higher sequence, so the next read need not scan the log again for ``since``.
+        """
+
+        def read(tx: Tx) -> tuple[list[DeviceEvent], int]:
+            found = tx.list_events(hub, after, since, device_id, limit)
+            return found, found[-1].sequence if found else max(after, tx.last_event(hub))
+
+        return await self._store.read(read)
 
     async def connected_devices(self, hub: str) -> int:
         return await self._store.read(lambda tx: tx.count_connected(hub))

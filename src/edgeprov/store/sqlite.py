@@ -431,6 +431,9 @@ class SqliteTx:
             for seq, device, module, enqueued, props, body in rows
         ]
 
+    def last_event(self, hub: str) -> int:
+        return int(self._one("SELECT coalesce(max(seq), 0) FROM events WHERE hub = ?", hub))
+
     def prune_events(self, keep: int) -> int:
         pruned = 0
         for (hub,) in self._db.execute("SELECT hostname FROM hubs").fetchall():
