@@ -142,6 +142,12 @@ class ServiceCaller:
         self.key = fields["SharedAccessKey"]
         self._client = server.http()
 
+    def __enter__(self) -> ServiceCaller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._client.close()
+
     def token(self) -> str:
         return sas.token_for(self.host, self.key, 600, self.key_name)
 
