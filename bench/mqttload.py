@@ -74,7 +74,7 @@ class Device(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        transport.write(self.connect_packet)
+        self.transport.write(self.connect_packet)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ready.done():
