@@ -4,7 +4,9 @@ sessions, keep-alive, takeover, and the service calls that reach connected devic
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,9 @@ import pytest
 
 from edgeprov import sas
 from edgeprov.mqtt import codec
-from edgeprov.mqtt.codec import ConnackCode, Connect, PubAck, Publish
+from edgeprov.mqtt.codec import ConnackCode, Connect, PubAck, Publish, Will
 from tests.mqtt_client import RawClient, hub_login
-from tests.support import Server, dump_state, running, unique
+from tests.support import Server, dump_state, free_port, json_stream, running, start_server, unique
 
 BAD = ConnackCode.NOT_AUTHORIZED
 
@@ -175,6 +177,24 @@ def test_persistent_session_keeps_subscriptions_and_a_new_connection_takes_over(
         assert clean.closed_by_server()
 
 
+@pytest.mark.spec("hub-protocol.md §1.1")
+def test_a_connection_lost_without_disconnect_sends_its_will_as_telemetry(srv: Server) -> None:
+    device_id, key = _device(srv)
+    since = str(int(time.time() * 1000) - 1000)
+    will = Will(f"devices/{device_id}/messages/events/reason=lost", b"gone", 1, False)
+    client = _client(srv)
+    client_id, username, password = hub_login(device_id, key)
+    client.send(codec.encode_connect(Connect(client_id, username, password, True, 60, will)))
+    assert client.expect(codec.Connack).code is ConnackCode.ACCEPTED
+    client.sock.close()  # no DISCONNECT
+    shown = srv.cli_ok(
+        "hub", "monitor-events", "--device-id", device_id, "--enqueued-time", since, "--timeout", "2", "-p", "all"
+    )
+    (event,) = [value["event"] for value in json_stream(shown.out)]
+    assert event["payload"] == "gone"
+    assert event["properties"]["application"] == {"reason": "lost", "iothub-MessageType": "Will"}
+
+
 def test_keep_alive_is_enforced(srv: Server) -> None:
     device_id, key = _device(srv)
     with _connected(srv, device_id, key, keep_alive=1) as client:
@@ -290,3 +310,13 @@ def test_workers_deliver_to_a_device_connected_to_another(tmp_path: Path) -> Non
                 answer = _hub(server, "POST", f"/twins/{device_id}/methods", {"methodName": "ping"})
                 worker.join()
                 assert answer.json() == {"status": 200, "payload": "pong"}
+
+
+def test_an_mqtt_port_that_cannot_be_bound_names_the_flag(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError):
+            start_server(tmp_path / "data", free_port(), port)
+    assert "--mqtt-port" in (tmp_path / "data.log").read_text()

@@ -60,7 +60,9 @@ class Session(Protocol):
 
     def on_unsubscribe(self, packet: Unsubscribe) -> None: ...
 
-    def closed(self) -> None: ...
+    def closed(self, graceful: bool) -> None:
+        """The connection is gone; ``graceful`` when the client said DISCONNECT (no will is sent)."""
+        ...
 
 
 class Refused(Exception):
@@ -80,6 +82,7 @@ class Connection:
         "_timer",
         "closing",
         "gateway",
+        "graceful",
         "last_activity",
         "last_received",
         "peer",
@@ -93,6 +96,7 @@ class Connection:
         self.peer = peer
         self.session: Session | None = None
         self.closing = False
+        self.graceful = False
         self._decoder = codec.Decoder()
         self._backlog: list[Packet] | None = None
         self._keep_alive = CONNECT_TIMEOUT
@@ -127,7 +131,7 @@ class Connection:
         self._timer.cancel()
         session, self.session = self.session, None
         if session is not None:
-            session.closed()
+            session.closed(self.graceful)
 
     # -- session side --------------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -168,6 +172,7 @@ class Connection:
         elif isinstance(packet, PingReq):
             self.send(codec.PINGRESP)
         elif isinstance(packet, Disconnect):
+            self.graceful = True
             self.abort("the client disconnected")
         else:
             self.abort(f"a client does not send {type(packet).__name__}")
@@ -179,7 +184,7 @@ class Connection:
             self._refuse(exc.code, exc.reason)
             return
         if self.closing:
-            session.closed()
+            session.closed(False)
             return
         self.session = session
         self.send(codec.encode_connack(ConnackCode.ACCEPTED, session.present))

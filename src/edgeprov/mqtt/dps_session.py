@@ -89,5 +89,5 @@ class DpsSession:
     def on_puback(self, packet_id: int) -> None:
         return None
 
-    def closed(self) -> None:
+    def closed(self, graceful: bool) -> None:
         return None

@@ -42,6 +42,7 @@ log = logging.getLogger("edgeprov.mqtt")
 
 ACTIVITY_FLUSH_SECONDS = 10.0
 CONNECT_POLL_SECONDS = 0.25
+STOP_GRACE_SECONDS = 2.0
 
 
 @dataclass(slots=True)
@@ -75,6 +76,7 @@ class Gateway:
         self._events: list[tuple[str, DeviceEvent, Callable[[bool], None]]] = []
         self._flushing = False
         self._flushed_activity: dict[tuple[str, str], float] = {}
+        self._activity: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop_policy().get_event_loop()
 
     # -- life ------------------------------------------------------------------------------------------
@@ -83,15 +85,21 @@ class Gateway:
         self._bus.start(self._on_bus)
         alive = [worker for worker in self._bus.peers() if _alive(worker)]
         await self.connections.forget_workers([*alive, self._bus.worker])
-        self.spawn(self._flush_activity_forever())
+        self._activity = self.loop.create_task(self._flush_activity_forever())
 
     async def stop(self) -> None:
+        """Close every connection and let their disconnections be recorded (briefly), then stop."""
+        if self._activity is not None:
+            self._activity.cancel()
         for session in list(self._clients.values()):
             session.abort("the server is stopping")
+        await asyncio.sleep(0)  # the transports report their loss on the next turn of the loop
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=STOP_GRACE_SECONDS)
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*self._tasks, *filter(None, [self._activity]), return_exceptions=True)
         self._bus.close()
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
@@ -137,7 +145,7 @@ class Gateway:
             raise Refused(ConnackCode.NOT_AUTHORIZED, exc.message) from None
         identity = ConnectedIdentity(login.hub, login.device_id, login.module_id, secrets.token_hex(8))
         subscriptions = await self.connections.open(identity, self._bus.worker, not connect.clean_session)
-        session = HubSession(connection, identity, subscriptions, not connect.clean_session)
+        session = HubSession(connection, identity, subscriptions, not connect.clean_session, connect.will)
         self._take_over(identity)
         self._clients[(identity.hub, identity.client_id)] = session
         return session

@@ -15,7 +15,7 @@ from edgeprov.hub.connections import ConnectedIdentity
 from edgeprov.hub.messages import DeviceEvent
 from edgeprov.jsonutil import dumps, loads, loads_object
 from edgeprov.mqtt import codec, topics
-from edgeprov.mqtt.codec import Publish, Subscribe, Unsubscribe
+from edgeprov.mqtt.codec import Publish, Subscribe, Unsubscribe, Will
 from edgeprov.mqtt.errors import hub_error_body
 from edgeprov.mqtt.topics import MethodResponse, ReportedPatch, Subscription, Telemetry, TopicError, TwinGet
 
@@ -31,7 +31,12 @@ C2D_BATCH = 50
 
 class HubSession:
     def __init__(
-        self, connection: Connection, identity: ConnectedIdentity, subscriptions: dict[str, int], persistent: bool
+        self,
+        connection: Connection,
+        identity: ConnectedIdentity,
+        subscriptions: dict[str, int],
+        persistent: bool,
+        will: Will | None = None,
     ) -> None:
         self._connection = connection
         self._gateway: Gateway = connection.gateway
@@ -44,6 +49,8 @@ class HubSession:
         self._inflight: dict[int, int] = {}  # packet id -> C2D sequence
         self._fetching = False
         self._fetch_again = False
+        self._will = will
+        self._methods: set[str] = set()  # request ids sent to this device, the only ones it may answer
 
     @property
     def present(self) -> bool:
@@ -81,14 +88,19 @@ class HubSession:
             self._gateway.spawn(self._reported(topic.rid, packet))
         elif isinstance(topic, MethodResponse):
             self._ack(packet)
-            self._gateway.method_answered(topic.rid, topic.status, _method_payload(packet.payload))
+            if topic.rid in self._methods:
+                self._methods.discard(topic.rid)
+                self._gateway.method_answered(topic.rid, topic.status, _method_payload(packet.payload))
 
     def _ack(self, packet: Publish) -> None:
         if packet.qos and packet.packet_id is not None:
             self._connection.send(codec.encode_puback(packet.packet_id))
 
+    def _own(self, topic: Telemetry) -> bool:
+        return topic.device_id == self.identity.device_id and topic.module_id == self.identity.module_id
+
     def _telemetry(self, topic: Telemetry, packet: Publish) -> None:
-        if topic.device_id != self.identity.device_id or topic.module_id != self.identity.module_id:
+        if not self._own(topic):
             self._connection.abort(f"{self.identity.client_id!r} may not send as {topic.device_id!r}")
             return
         event = DeviceEvent(
@@ -163,8 +175,21 @@ class HubSession:
             identity = self.identity
             self._gateway.spawn(self._gateway.connections.complete_c2d(identity.hub, identity.device_id, sequence))
 
-    def closed(self) -> None:
+    def closed(self, graceful: bool) -> None:
+        if not graceful and self._will is not None:
+            self._send_will(self._will)
         self._gateway.session_closed(self)
+
+    def _send_will(self, will: Will) -> None:
+        """The hub forwards a will to its own telemetry topic as a message of type Will."""
+        try:
+            topic = topics.parse_hub_topic(will.topic)
+        except TopicError:
+            return
+        if isinstance(topic, Telemetry) and self._own(topic):
+            properties = (*topic.properties, ("iothub-MessageType", "Will"))
+            event = DeviceEvent(topic.device_id, topic.module_id, self._gateway.clock.now(), properties, will.payload)
+            self._gateway.record_event(self.identity.hub, event, lambda ok: None)
 
     # -- to the device -------------------------------------------------------------------------------
     def push_desired(self, patch: dict[str, Any], version: int) -> None:
@@ -174,6 +199,7 @@ class HubSession:
     def deliver_method(self, rid: str, name: str, payload: Any) -> bool:
         if not self.subscribed(Subscription.METHODS) or self._connection.closing:
             return False
+        self._methods.add(rid)
         self._connection.publish(topics.method_request(name, rid), dumps(payload))
         return True
 
