@@ -18,8 +18,8 @@ from typing import cast
 
 import uvloop
 
-from edgeprov.mqtt import codec
-from edgeprov.mqtt.codec import Connect, Publish, Subscribe
+from edgeprov.mqtt import codec, packets
+from edgeprov.mqtt.packets import Connect, Publish, Subscribe
 from edgeprov.tls import TlsFiles, server_context
 
 
@@ -36,7 +36,7 @@ class Echo(asyncio.Protocol):
         out = []
         for packet in self.decoder.feed(data):
             if isinstance(packet, Connect):
-                out.append(codec.encode_connack(codec.ConnackCode.ACCEPTED))
+                out.append(codec.encode_connack(packets.ConnackCode.ACCEPTED))
             elif isinstance(packet, Subscribe):
                 out.append(codec.encode_suback(packet.packet_id, tuple(1 for _ in packet.topics)))
             elif isinstance(packet, Publish) and packet.packet_id is not None:

@@ -23,7 +23,7 @@ import uvloop
 
 from edgeprov import sas
 from edgeprov.mqtt import codec
-from edgeprov.mqtt.codec import Connack, Connect, PubAck, Publish, SubAck
+from edgeprov.mqtt.packets import Connack, Connect, PubAck, Publish, SubAck
 
 HUB = "localhost"
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from edgeprov import sas
 from edgeprov.mqtt import codec
-from edgeprov.mqtt.codec import Connack, Connect, Packet, Publish, SubAck
+from edgeprov.mqtt.packets import Connack, Connect, Packet, Publish, SubAck
 
 P = TypeVar("P")
 API = "?api-version=2021-04-12"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from edgeprov import sas
-from edgeprov.mqtt import codec
-from edgeprov.mqtt.codec import ConnackCode, Connect, PubAck, Publish, Will
+from edgeprov.mqtt import codec, packets
+from edgeprov.mqtt.packets import ConnackCode, Connect, PubAck, Publish, Will
 from tests.mqtt_client import RawClient, hub_login
 from tests.support import Server, dump_state, free_port, json_stream, running, start_server, unique
 
@@ -100,7 +100,7 @@ def test_protocol_level_3_is_refused_with_code_1(srv: Server) -> None:
     packet[8] = 3
     with _client(srv) as client:
         client.send(bytes(packet))
-        assert client.expect(codec.Connack).code is ConnackCode.UNACCEPTABLE_PROTOCOL_VERSION
+        assert client.expect(packets.Connack).code is ConnackCode.UNACCEPTABLE_PROTOCOL_VERSION
         assert client.closed_by_server()
 
 
@@ -185,7 +185,7 @@ def test_a_connection_lost_without_disconnect_sends_its_will_as_telemetry(srv: S
     client = _client(srv)
     client_id, username, password = hub_login(device_id, key)
     client.send(codec.encode_connect(Connect(client_id, username, password, True, 60, will)))
-    assert client.expect(codec.Connack).code is ConnackCode.ACCEPTED
+    assert client.expect(packets.Connack).code is ConnackCode.ACCEPTED
     client.sock.close()  # no DISCONNECT
     shown = srv.cli_ok(
         "hub", "monitor-events", "--device-id", device_id, "--enqueued-time", since, "--timeout", "2", "-p", "all"
@@ -218,7 +218,7 @@ def test_c2d_is_kept_for_an_offline_device_up_to_the_limit(srv: Server) -> None:
             assert packet.packet_id is not None
             client.send(codec.encode_puback(packet.packet_id))
         client.send(codec.PINGREQ)
-        client.expect(codec.PingResp)
+        client.expect(packets.PingResp)
     purged = _hub(srv, "DELETE", f"/devices/{device_id}/commands").json()
     assert purged["totalMessagesPurged"] == 0
 

@@ -8,22 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeprov.mqtt import codec
-from edgeprov.mqtt.codec import (
-    Connect,
-    Decoder,
-    Disconnect,
-    PingReq,
-    ProtocolError,
-    PubAck,
-    Publish,
-    Subscribe,
-    UnsupportedProtocolLevel,
-    Will,
-)
+from edgeprov.mqtt import codec, packets
+from edgeprov.mqtt.codec import Decoder, ProtocolError, UnsupportedProtocolLevel
+from edgeprov.mqtt.packets import Connect, Disconnect, PingReq, PubAck, Publish, Subscribe, Will
 
 
-def _one(data: bytes) -> codec.Packet:
+def _one(data: bytes) -> packets.Packet:
     packets = Decoder().feed(data)
     assert len(packets) == 1
     return packets[0]
@@ -48,8 +38,8 @@ def test_publish_subscribe_and_small_packets_round_trip() -> None:
     assert _one(codec.encode_puback(9)) == PubAck(9)
     assert _one(codec.PINGREQ) == PingReq()
     assert _one(codec.DISCONNECT) == Disconnect()
-    assert _one(codec.encode_connack(codec.ConnackCode.NOT_AUTHORIZED)) == codec.Connack(
-        codec.ConnackCode.NOT_AUTHORIZED
+    assert _one(codec.encode_connack(packets.ConnackCode.NOT_AUTHORIZED)) == packets.Connack(
+        packets.ConnackCode.NOT_AUTHORIZED
     )
 
 

@@ -11,18 +11,17 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from edgeprov.mqtt import codec
-from edgeprov.mqtt.codec import (
+from edgeprov.mqtt.codec import ProtocolError, UnsupportedProtocolLevel
+from edgeprov.mqtt.packets import (
     ConnackCode,
     Connect,
     Disconnect,
     Packet,
     PingReq,
-    ProtocolError,
     PubAck,
     Publish,
     Subscribe,
     Unsubscribe,
-    UnsupportedProtocolLevel,
 )
 
 if TYPE_CHECKING:

@@ -13,10 +13,10 @@ from edgeprov.dps.model import RegistrationStatus
 from edgeprov.dps.registration import RegisterRequest
 from edgeprov.errors import EdgeprovError
 from edgeprov.jsonutil import dumps, loads_object
-from edgeprov.mqtt import codec, topics
-from edgeprov.mqtt.codec import Publish, Subscribe, Unsubscribe
+from edgeprov.mqtt import codec, packets, topics
 from edgeprov.mqtt.errors import dps_error
 from edgeprov.mqtt.login import DpsLogin
+from edgeprov.mqtt.packets import Publish, Subscribe, Unsubscribe
 from edgeprov.mqtt.topics import DpsPoll, DpsRegister, TopicError
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class DpsSession:
 
     def on_subscribe(self, packet: Subscribe) -> None:
         codes = tuple(
-            min(qos, 1) if topics.dps_subscription(topic_filter) else codec.SUBACK_FAILURE
+            min(qos, 1) if topics.dps_subscription(topic_filter) else packets.SUBACK_FAILURE
             for topic_filter, qos in packet.topics
         )
         self._connection.send(codec.encode_suback(packet.packet_id, codes))

@@ -30,11 +30,12 @@ from edgeprov.hub.connections import ConnectedIdentity, Connections
 from edgeprov.hub.messages import DeviceEvent
 from edgeprov.hub.messaging import MethodCall, MethodResult
 from edgeprov.hub.service import HubService
-from edgeprov.mqtt.codec import ConnackCode, Connect
 from edgeprov.mqtt.connection import Connection, Refused, Session
 from edgeprov.mqtt.dps_session import DpsSession
 from edgeprov.mqtt.hub_session import HubSession
 from edgeprov.mqtt.login import DpsLogin, HubLogin, LoginError, parse_login
+from edgeprov.mqtt.packets import ConnackCode, Connect
+from edgeprov.mqtt.recorder import EventRecorder
 from edgeprov.store.base import Touch
 from edgeprov.types import JsonObject
 
@@ -73,8 +74,7 @@ class Gateway:
         self._calls: dict[str, asyncio.Future[MethodResult]] = {}
         self._relays: dict[str, _Relay] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._events: list[tuple[str, DeviceEvent, Callable[[bool], None]]] = []
-        self._flushing = False
+        self._recorder = EventRecorder(connections, self.spawn)
         self._flushed_activity: dict[tuple[str, str], float] = {}
         self._activity: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop_policy().get_event_loop()
@@ -169,26 +169,7 @@ class Gateway:
 
     # -- telemetry and activity ----------------------------------------------------------------------------
     def record_event(self, hub: str, event: DeviceEvent, done: Callable[[bool], None]) -> None:
-        self._events.append((hub, event, done))
-        if not self._flushing:
-            self._flushing = True
-            self.spawn(self._flush_events())
-
-    async def _flush_events(self) -> None:
-        try:
-            while self._events:
-                # Everything that arrived while the previous batch committed goes in the next one.
-                batch, self._events = self._events, []
-                try:
-                    await self.connections.record_events([(hub, event) for hub, event, _ in batch])
-                    ok = True
-                except EdgeprovError:
-                    log.exception("could not record %d telemetry messages", len(batch))
-                    ok = False
-                for _, _, done in batch:
-                    done(ok)
-        finally:
-            self._flushing = False
+        self._recorder.record(hub, event, done)
 
     async def _flush_activity_forever(self) -> None:
         while True:

@@ -14,9 +14,9 @@ from edgeprov.errors import EdgeprovError
 from edgeprov.hub.connections import ConnectedIdentity
 from edgeprov.hub.messages import DeviceEvent
 from edgeprov.jsonutil import dumps, loads, loads_object
-from edgeprov.mqtt import codec, topics
-from edgeprov.mqtt.codec import Publish, Subscribe, Unsubscribe, Will
+from edgeprov.mqtt import codec, packets, topics
 from edgeprov.mqtt.errors import hub_error_body
+from edgeprov.mqtt.packets import Publish, Subscribe, Unsubscribe, Will
 from edgeprov.mqtt.topics import MethodResponse, ReportedPatch, Subscription, Telemetry, TopicError, TwinGet
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class HubSession:
             if kind is None or (
                 topic_filter not in self._subscriptions and len(self._subscriptions) >= MAX_SUBSCRIPTIONS
             ):
-                codes.append(codec.SUBACK_FAILURE)
+                codes.append(packets.SUBACK_FAILURE)
                 continue
             self._subscriptions[topic_filter] = min(qos, 1)
             self._kinds.add(kind)
