@@ -269,6 +269,30 @@ def test_module_identity_connects_and_answers_its_methods(srv: Server) -> None:
         assert result.json() == {"status": 201, "payload": {"ok": True}}
 
 
+@pytest.mark.spec("dps-protocol.md §3.2")
+def test_provisioning_over_mqtt_reply_topics(srv: Server) -> None:
+    registration_id = unique("reg")
+    created = srv.cli_ok("dps", "enrollment", "create", "--enrollment-id", registration_id, "--show-keys").json()
+    key = created["attestation"]["symmetricKey"]["primaryKey"]
+    token = sas.token_for(f"{srv.id_scope}/registrations/{registration_id}", key)
+    username = f"{srv.id_scope}/registrations/{registration_id}/api-version=2019-03-31&ClientVersion=x"
+    with _client(srv) as client:
+        assert client.connect(registration_id, username, token).code is ConnackCode.ACCEPTED
+        client.subscribe("$dps/registrations/res/#")
+        client.publish("$dps/registrations/PUT/iotdps-register/?$rid=a%20b", b'{"registrationId": null}', qos=0)
+        accepted = client.next_publish()
+        assert accepted.topic == "$dps/registrations/res/202/?$rid=a%20b&retry-after=1"
+        body = json.loads(accepted.payload)
+        assert body["status"] == "assigning"
+        operation = body["operationId"]
+        client.publish(f"$dps/registrations/GET/iotdps-get-operationstatus/?$rid=7&operationId={operation}", b" ")
+        client.expect(PubAck)
+        done = client.next_publish()
+        assert done.topic == "$dps/registrations/res/200/?$rid=7"
+        state = json.loads(done.payload)["registrationState"]
+        assert (state["status"], state["assignedHub"], state["deviceId"]) == ("assigned", "localhost", registration_id)
+
+
 def test_provisioning_over_mqtt_refuses_a_wrong_key_with_the_https_outcome(srv: Server) -> None:
     registration_id = unique("reg")
     srv.cli_ok("dps", "enrollment", "create", "--enrollment-id", registration_id)
@@ -310,6 +334,13 @@ def test_workers_deliver_to_a_device_connected_to_another(tmp_path: Path) -> Non
                 answer = _hub(server, "POST", f"/twins/{device_id}/methods", {"methodName": "ping"})
                 worker.join()
                 assert answer.json() == {"status": 200, "payload": "pong"}
+        previous = _connected(server, device_id, key)
+        for _ in range(6):  # each new connection lands on either worker and takes over the client id
+            current = _connected(server, device_id, key)
+            assert previous.closed_by_server()
+            previous.sock.close()
+            previous = current
+        previous.sock.close()
 
 
 def test_an_mqtt_port_that_cannot_be_bound_names_the_flag(tmp_path: Path) -> None:
