@@ -36,6 +36,9 @@ def test_publish_subscribe_and_small_packets_round_trip() -> None:
     assert _one(codec.encode_publish("a/b", b"", 0)) == Publish("a/b", b"", 0, None)
     assert _one(codec.encode_subscribe(3, (("a/#", 1), ("b", 0)))) == Subscribe(3, (("a/#", 1), ("b", 0)))
     assert _one(codec.encode_puback(9)) == PubAck(9)
+    assert _one(codec.encode_unsubscribe(4, ("a/#",))) == packets.Unsubscribe(4, ("a/#",))
+    assert _one(codec.encode_unsuback(4)) == packets.UnsubAck(4)
+    assert _one(codec.encode_suback(5, (1, 0x80))) == packets.SubAck(5, (1, 0x80))
     assert _one(codec.PINGREQ) == PingReq()
     assert _one(codec.DISCONNECT) == Disconnect()
     assert _one(codec.encode_connack(packets.ConnackCode.NOT_AUTHORIZED)) == packets.Connack(

@@ -112,10 +112,6 @@ class Gateway:
         if not task.cancelled() and task.exception() is not None:
             log.error("MQTT task failed", exc_info=task.exception())
 
-    @property
-    def connected(self) -> int:
-        return len(self._clients)
-
     # -- connections -------------------------------------------------------------------------------------
     async def open_session(self, connection: Connection, connect: Connect) -> Session:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from typing import Any, cast
@@ -67,9 +68,11 @@ class _WebSocketWire:
             self._queue.put_nowait(None)
 
     async def _write_all(self) -> None:
-        while (data := await self._queue.get()) is not None:
-            await self._send({"type": "websocket.send", "bytes": data})
-        await self._send({"type": "websocket.close", "code": 1000})
+        # A peer that is gone makes send raise (uvicorn's ClientDisconnected is an OSError): stop quietly.
+        with contextlib.suppress(OSError):
+            while (data := await self._queue.get()) is not None:
+                await self._send({"type": "websocket.send", "bytes": data})
+            await self._send({"type": "websocket.close", "code": 1000})
 
     def stop(self) -> None:
         self._writer.cancel()

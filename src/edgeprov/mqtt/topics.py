@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from urllib.parse import quote, unquote
 
-Properties = tuple[tuple[str, str | None], ...]
+from edgeprov.hub.messages import Properties
 
 TWIN_PREFIX = "$iothub/twin/"
 METHODS_PREFIX = "$iothub/methods/"
