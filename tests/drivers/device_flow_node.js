@@ -53,10 +53,15 @@ async function online(a, client, report) {
   const patched = new Promise((resolve) => {
     twin.on('properties.desired', (delta) => { if (delta.driverPatch !== undefined) resolve(delta); });
   });
-  await wait(500);
-  const patchResult = await serviceCall(a, 'PATCH', `/twins/${a.deviceId}`, { properties: { desired: { driverPatch: 9 } } });
-  report.desired_patch_status = patchResult.status;
-  report.desired_patch = await Promise.race([patched, wait(15000).then(() => null)]);
+  // The listener subscribes in the background; a patch made before its SUBACK is not pushed (the
+  // hub queues no desired patches), so patch again until one arrives.
+  report.desired_patch = null;
+  for (let attempt = 0; attempt < 5 && report.desired_patch === null; attempt += 1) {
+    await wait(300);
+    const patchResult = await serviceCall(a, 'PATCH', `/twins/${a.deviceId}`, { properties: { desired: { driverPatch: 9 } } });
+    report.desired_patch_status = patchResult.status;
+    report.desired_patch = await Promise.race([patched, wait(3000).then(() => null)]);
+  }
   for (let seq = 0; seq < Number(a.messages); seq += 1) {
     const message = new Message(JSON.stringify({ seq }));
     message.contentType = 'application/json';

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeprov.mqtt import topics
+from edgeprov.mqtt.login import LoginError, parse_login
 from edgeprov.mqtt.topics import MethodResponse, ReportedPatch, Subscription, Telemetry, TopicError, TwinGet
+
+PREFIXES = [
+    "$iothub/twin/GET/",
+    "$iothub/twin/PATCH/properties/reported/",
+    "$iothub/methods/res/",
+    "devices/",
+    "devices/d/modules/",
+    "$dps/registrations/PUT/iotdps-register/",
+    "$dps/registrations/GET/iotdps-get-operationstatus/",
+]
 
 
 @pytest.mark.spec("hub-protocol.md §0.6")
@@ -36,6 +51,7 @@ def test_twin_and_method_topics() -> None:
         "$iothub/twin/GET/?x=1",
         "$iothub/twin/PATCH/properties/desired/?$rid=1",
         "$iothub/methods/res/abc/?$rid=1",
+        "$iothub/methods/res/²/?$rid=1",
         "devices/dev1/messages/devicebound/x",
         "devices/d/modules/m/inputs/in",
         "anything",
@@ -71,3 +87,19 @@ def test_c2d_property_bag_encodes_null_and_empty_values() -> None:
     topic = topics.c2d_topic("d1", bag)
     assert topic == "devices/d1/messages/devicebound/%24.mid=m%201&flag&empty=&k=a%2Fb%26c"
     assert topics.decode_properties(topic.split("/", 4)[4]) == bag
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    topic=st.one_of(
+        st.text(max_size=80),
+        st.builds(lambda prefix, rest: prefix + rest, st.sampled_from(PREFIXES), st.text(max_size=40)),
+    )
+)
+def test_any_topic_parses_or_is_a_topic_error(topic: str) -> None:
+    for parse in (topics.parse_hub_topic, topics.parse_dps_topic):
+        with contextlib.suppress(TopicError):
+            parse(topic)
+    topics.decode_properties(topic)
+    with contextlib.suppress(LoginError):
+        parse_login(topic)

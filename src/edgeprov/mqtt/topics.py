@@ -6,6 +6,7 @@ values always are. ``$rid`` is echoed exactly as the device sent it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum, auto
 from urllib.parse import quote, unquote
@@ -16,6 +17,7 @@ TWIN_PREFIX = "$iothub/twin/"
 METHODS_PREFIX = "$iothub/methods/"
 DPS_PREFIX = "$dps/registrations/"
 DESIRED_PREFIX = "$iothub/twin/PATCH/properties/desired/"
+_STATUS = re.compile(r"-?[0-9]{1,9}")  # ASCII digits only: str.isdigit also takes '²'
 
 
 class Subscription(Enum):
@@ -123,7 +125,7 @@ def parse_hub_topic(topic: str) -> HubTopic:
         start = len(METHODS_PREFIX) + 4
         slash = topic.find("/", start)
         status = topic[start:slash] if slash > 0 else ""
-        if not status.lstrip("-").isdigit() or len(status) > 9:
+        if not _STATUS.fullmatch(status):
             raise TopicError(f"method response {topic[:200]!r} has no numeric status")
         return MethodResponse(int(status), _rid(topic, slash + 1)[0])
     if topic.startswith("devices/"):
