@@ -195,6 +195,18 @@ def test_a_connection_lost_without_disconnect_sends_its_will_as_telemetry(srv: S
     assert event["properties"]["application"] == {"reason": "lost", "iothub-MessageType": "Will"}
 
 
+def test_disabling_or_deleting_an_identity_closes_its_connections(srv: Server) -> None:
+    device_id, key = _device(srv, "--edge-enabled")
+    module = _hub(srv, "GET", f"/devices/{device_id}/modules/$edgeHub").json()
+    module_key = module["authentication"]["symmetricKey"]["primaryKey"]
+    with _connected(srv, device_id, key) as device, _client(srv) as edge_hub:
+        assert edge_hub.connect(*hub_login(device_id, module_key, "$edgeHub")).code is ConnackCode.ACCEPTED
+        assert _hub(srv, "DELETE", f"/devices/{device_id}/modules/$edgeHub").status_code == 204
+        assert edge_hub.closed_by_server()
+        srv.cli_ok("hub", "device-identity", "delete", "--device-id", device_id)
+        assert device.closed_by_server()
+
+
 def test_keep_alive_is_enforced(srv: Server) -> None:
     device_id, key = _device(srv)
     with _connected(srv, device_id, key, keep_alive=1) as client:
@@ -340,6 +352,9 @@ def test_workers_deliver_to_a_device_connected_to_another(tmp_path: Path) -> Non
             assert previous.closed_by_server()
             previous.sock.close()
             previous = current
+        disabled = server.cli_ok("hub", "device-identity", "update", "--device-id", device_id, "--status", "disabled")
+        assert disabled.json()["status"] == "disabled"
+        assert previous.closed_by_server()  # whichever worker holds it
         previous.sock.close()
 
 

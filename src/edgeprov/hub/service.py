@@ -38,9 +38,16 @@ class TwinListener(Protocol):
 
     def desired_changed(self, hub: str, device_id: str, module_id: str, patch: JsonObject, version: int) -> None: ...
 
+    def access_revoked(self, hub: str, device_id: str, module_id: str) -> None:
+        """The identity was disabled or deleted (``module_id`` empty: the device and all its modules)."""
+        ...
+
 
 class NoListener:
     def desired_changed(self, hub: str, device_id: str, module_id: str, patch: JsonObject, version: int) -> None:
+        return None
+
+    def access_revoked(self, hub: str, device_id: str, module_id: str) -> None:
         return None
 
 
@@ -146,7 +153,10 @@ class HubService:
                 registry.ensure_edge_modules(tx, hub, device_id, now)
             return device
 
-        return await self._store.write(write)
+        device = await self._store.write(write)
+        if not device.enabled:
+            self.listener.access_revoked(hub, device_id, "")
+        return device
 
     async def get_device(self, hub: str, device_id: str) -> Device:
         device = await self._store.read(lambda tx: tx.get_device(hub, device_id))
@@ -166,6 +176,7 @@ class HubService:
             tx.delete_device(hub, device_id)
 
         await self._store.write(write)
+        self.listener.access_revoked(hub, device_id, "")
 
     async def statistics(self, hub: str) -> JsonObject:
         total, enabled = await self._store.read(lambda tx: tx.count_devices(hub))
@@ -226,6 +237,7 @@ class HubService:
             tx.delete_module(hub, device_id, module_id)
 
         await self._store.write(write)
+        self.listener.access_revoked(hub, device_id, module_id)
 
     # -- twins ---------------------------------------------------------------------------------------
     async def get_twin(self, hub: str, device_id: str, module_id: str = "") -> JsonObject:

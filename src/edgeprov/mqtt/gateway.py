@@ -198,6 +198,17 @@ class Gateway:
                 _message("desired", hub=hub, device=device_id, module=module_id, patch=patch, version=version)
             )
 
+    def access_revoked(self, hub: str, device_id: str, module_id: str) -> None:
+        self._revoke(hub, device_id, module_id)
+        self._bus.broadcast(_message("revoke", hub=hub, device=device_id, module=module_id))
+
+    def _revoke(self, hub: str, device_id: str, module_id: str) -> None:
+        """Close the identity's connections: those of the device and its modules when ``module_id`` is empty."""
+        for (client_hub, _), session in list(self._clients.items()):
+            identity = session.identity
+            if client_hub == hub and identity.device_id == device_id and module_id in ("", identity.module_id):
+                session.abort("its identity was disabled or deleted")
+
     def c2d_enqueued(self, hub: str, device_id: str) -> None:
         session = self._local(hub, device_id, "")
         if session is not None:
@@ -270,6 +281,9 @@ class Gateway:
             if session is not None and session.identity.session != message["session"]:
                 del self._clients[(hub, client)]
                 session.abort("a new connection on another worker took over its client id")
+            return
+        if kind == "revoke":
+            self._revoke(hub, message["device"], message["module"])
             return
         session = self._local(hub, message["device"], message.get("module", ""))
         if session is None:
