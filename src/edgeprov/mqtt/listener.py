@@ -18,17 +18,26 @@ BACKLOG = 4096
 
 
 class MqttProtocol(asyncio.Protocol):
-    __slots__ = ("_connection", "_gateway")
+    __slots__ = ("_connection", "_gateway", "_transport")
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
         self._connection: Connection | None = None
+        self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
-        self._connection = Connection(
-            self._gateway, cast(asyncio.Transport, transport), f"{peer[0]}:{peer[1]}" if peer else ""
-        )
+        self._connection = Connection(self._gateway, self._transport, f"{peer[0]}:{peer[1]}" if peer else "")
+
+    # A client that does not read its answers stops being read: its backlog cannot grow without bound.
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         assert self._connection is not None
