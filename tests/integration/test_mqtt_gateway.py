@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from edgeprov import sas
 from edgeprov.mqtt import codec, packets
@@ -366,3 +370,19 @@ def test_an_mqtt_port_that_cannot_be_bound_names_the_flag(tmp_path: Path) -> Non
         with pytest.raises(RuntimeError):
             start_server(tmp_path / "data", free_port(), port)
     assert "--mqtt-port" in (tmp_path / "data.log").read_text()
+
+
+@pytest.mark.spec("hub-protocol.md §1.1")
+def test_mqtt_over_websocket_needs_the_mqtt_subprotocol(srv: Server) -> None:
+    device_id, key = _device(srv)
+    context = ssl.create_default_context(cafile=str(srv.ca))
+    url = f"wss://localhost:{srv.https_port}/$iothub/websocket"
+    with ws_connect(url, ssl=context, subprotocols=[Subprotocol("mqtt")]) as ws:
+        assert ws.subprotocol == "mqtt"
+        ws.send(codec.encode_connect(Connect(*hub_login(device_id, key))))
+        frame = ws.recv(timeout=10)
+        assert isinstance(frame, bytes)
+        connack = codec.Decoder().feed(frame)
+        assert connack == [packets.Connack(ConnackCode.ACCEPTED)]
+    with pytest.raises(InvalidStatus), ws_connect(url, ssl=context):
+        pass
