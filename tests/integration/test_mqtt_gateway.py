@@ -190,11 +190,14 @@ def test_a_connection_lost_without_disconnect_sends_its_will_as_telemetry(srv: S
     client_id, username, password = hub_login(device_id, key)
     client.send(codec.encode_connect(Connect(client_id, username, password, True, 60, will)))
     assert client.expect(packets.Connack).code is ConnackCode.ACCEPTED
+    client.send(b"\x33" + codec.encode_publish(f"devices/{device_id}/messages/events/", b"kept", 1, 1)[1:])  # RETAIN
+    client.expect(PubAck)
     client.sock.close()  # no DISCONNECT
     shown = srv.cli_ok(
         "hub", "monitor-events", "--device-id", device_id, "--enqueued-time", since, "--timeout", "2", "-p", "all"
     )
-    (event,) = [value["event"] for value in json_stream(shown.out)]
+    retained, event = [value["event"] for value in json_stream(shown.out)]
+    assert retained["properties"]["application"] == {"mqtt-retain": "true"}
     assert event["payload"] == "gone"
     assert event["properties"]["application"] == {"reason": "lost", "iothub-MessageType": "Will"}
 

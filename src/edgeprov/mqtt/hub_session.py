@@ -103,9 +103,9 @@ class HubSession:
         if not self._own(topic):
             self._connection.abort(f"{self.identity.client_id!r} may not send as {topic.device_id!r}")
             return
-        event = DeviceEvent(
-            topic.device_id, topic.module_id, self._gateway.clock.now(), topic.properties, packet.payload
-        )
+        # The hub keeps no retained messages; it marks them instead (spec/hub-protocol.md §1.1).
+        properties = (*topic.properties, ("mqtt-retain", "true")) if packet.retain else topic.properties
+        event = DeviceEvent(topic.device_id, topic.module_id, self._gateway.clock.now(), properties, packet.payload)
         self._gateway.record_event(self.identity.hub, event, lambda ok: self._durable(ok, packet))
 
     def _durable(self, ok: bool, packet: Publish) -> None:
