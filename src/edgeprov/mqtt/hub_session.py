@@ -7,7 +7,6 @@ are acknowledged only once committed.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from edgeprov.errors import EdgeprovError
@@ -22,8 +21,6 @@ from edgeprov.mqtt.topics import MethodResponse, ReportedPatch, Subscription, Te
 if TYPE_CHECKING:
     from edgeprov.mqtt.connection import Connection
     from edgeprov.mqtt.gateway import Gateway
-
-log = logging.getLogger("edgeprov.mqtt")
 
 MAX_SUBSCRIPTIONS = 16
 C2D_BATCH = 50
