@@ -267,6 +267,11 @@ class SqliteTx:
         self._db.execute("DELETE FROM modules WHERE hub = ? AND device = ?", (hub, device_id))
         for table in ("twins", "c2d", "presence"):
             self._db.execute(f"DELETE FROM {table} WHERE hub = ? AND device = ?", (hub, device_id))  # noqa: S608
+        # A device created again under the same id starts without the old sessions' subscriptions.
+        self._db.execute(
+            "DELETE FROM sessions WHERE hub = ? AND (client = ? OR substr(client, 1, ?) = ?)",
+            (hub, device_id, len(device_id) + 1, f"{device_id}/"),
+        )
         return deleted
 
     def list_devices(self, hub: str, after: str, limit: int) -> list[Device]:
@@ -299,6 +304,8 @@ class SqliteTx:
     def delete_module(self, hub: str, device_id: str, module_id: str) -> bool:
         args = (hub, device_id, module_id)
         self._db.execute("DELETE FROM twins WHERE hub = ? AND device = ? AND module = ?", args)
+        self._db.execute("DELETE FROM presence WHERE hub = ? AND device = ? AND module = ?", args)
+        self._db.execute("DELETE FROM sessions WHERE hub = ? AND client = ?", (hub, f"{device_id}/{module_id}"))
         return self._db.execute("DELETE FROM modules WHERE hub = ? AND device = ? AND id = ?", args).rowcount > 0
 
     def list_modules(self, hub: str, device_id: str) -> list[Module]:
