@@ -146,6 +146,12 @@ class ServiceCaller:
         self.key = fields["SharedAccessKey"]
         self._server = server
 
+    def __enter__(self) -> ServiceCaller:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None  # every request has its own client; nothing stays open
+
     def token(self) -> str:
         return sas.token_for(self.host, self.key, 600, self.key_name)
 
@@ -255,17 +261,23 @@ def running(data_dir: Path, *extra: str) -> Iterator[Server]:
         server.stop()
 
 
-DRIVERS = REPO / "tests" / "drivers"
-
-
 def run_harness(
-    sdk: Path, script: str | Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    sdk: Path, script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> dict[str, Any]:
-    """Run one of ../shared/clients' scripts (or a driver of ours, given as a path) with the official SDKs.
+    """Run one of ../shared/clients' scripts with the official SDKs; returns its JSON report."""
+    return run_script(sdk, shared_dir() / "clients" / script, *args, env=env, timeout=timeout)
 
-    Returns its JSON report.
-    """
-    path = script if isinstance(script, Path) else shared_dir() / "clients" / script
+
+def run_driver(
+    sdk: Path, script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> dict[str, Any]:
+    """Run one of tests/drivers' scripts (our own flows over the official SDKs); returns its JSON report."""
+    return run_script(sdk, REPO / "tests" / "drivers" / script, *args, env=env, timeout=timeout)
+
+
+def run_script(
+    sdk: Path, path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> dict[str, Any]:
     if path.suffix == ".js":
         command = ["node", str(path), *args]
         env = {"NODE_PATH": str(sdk / "node" / "node_modules"), **(env or {})}
@@ -276,8 +288,24 @@ def run_harness(
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     if not lines:
-        raise AssertionError(f"{script} printed no report (exit {result.returncode}): {result.stderr[-2000:]}")
+        raise AssertionError(f"{path.name} printed no report (exit {result.returncode}): {result.stderr[-2000:]}")
     report: dict[str, Any] = json.loads(lines[-1])
     report["exit_code"] = result.returncode
     report["stderr"] = result.stderr[-2000:]
     return report
+
+
+def json_stream(text: str) -> list[Any]:
+    """Every JSON value in ``text``, one after another (monitor-events prints them indented)."""
+    decoder = json.JSONDecoder()
+    values, position = [], 0
+    while (position := _skip_space(text, position)) < len(text):
+        value, position = decoder.raw_decode(text, position)
+        values.append(value)
+    return values
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position

@@ -17,6 +17,7 @@ raises them.
     │   └── MessageTooLarge                           413 413001
     ├── Unauthorized                                  401 401002 IotHubUnauthorizedAccess
     ├── Forbidden                                     403 403001
+    │   └── QueueDepthExceeded                        403 403002 DeviceMaximumQueueDepthExceeded
     ├── NotFound                                      404 404000
     │   ├── EnrollmentNotFound                        404 404201
     │   ├── RegistrationNotFound                      404 404202
@@ -103,6 +104,10 @@ class Unauthorized(EdgeprovError):
 
 class Forbidden(EdgeprovError):
     status, code, name = 403, 403001, "Forbidden"
+
+
+class QueueDepthExceeded(Forbidden):
+    code, name = 403002, "DeviceMaximumQueueDepthExceeded"
 
 
 class NotFound(EdgeprovError):

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.support import DRIVERS, Server, run_harness, unique
+from tests.support import Server, run_driver, run_harness, unique
 
 pytestmark = pytest.mark.sdk
 
 
 def _drive(sdk: Path, server: Server, scenario: str, prefix: str) -> dict[str, Any]:
-    report = run_harness(
+    report = run_driver(
         sdk,
-        DRIVERS / "hub_service_py.py",
+        "hub_service_py.py",
         scenario,
         "--connection-string",
         server.hub_connection_string(),

@@ -19,15 +19,17 @@ from edgeprov.api.errors import dps_error_body, hub_error_body, new_tracking_id
 from edgeprov.api.services import Services
 from edgeprov.errors import EdgeprovError, InternalError, MethodNotAllowed, NotFound
 
+WEBSOCKET_PATH = "/$iothub/websocket"
+
 KEYWORDS = frozenset(
     {
         "enrollments", "enrollmentgroups", "registrations", "attestationmechanism", "query", "devices", "modules",
         "twins", "methods", "statistics", "service", "configurations", "testqueries", "applyconfigurationcontent",
-        "commands", "edgeprov", "dps", "linkedhubs", "attempts", "simulate",
+        "commands", "edgeprov", "dps", "linkedhubs", "attempts", "simulate", "hub", "events", "messages",
     }
 )  # fmt: skip
 # Words that may stand where an id usually does (/devices/query, /statistics/devices, ...).
-SECOND_WORDS = frozenset({"query", "testqueries", "devices", "service", "dps"})
+SECOND_WORDS = frozenset({"query", "testqueries", "devices", "service", "dps", "hub"})
 DPS_FAMILIES = frozenset({"enrollments", "enrollmentgroups", "registrations", "edgeprov"})
 
 
@@ -69,7 +71,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _error_response(request, InternalError(str(exc.detail)))
 
 
-def build_app(services: Services, extra_routes: list[object] | None = None) -> ASGIApp:
+def build_app(
+    services: Services, extra_routes: list[object] | None = None, websocket: ASGIApp | None = None
+) -> ASGIApp:
+    """The HTTPS application; ``websocket`` serves ``/$iothub/websocket`` (MQTT over WebSocket)."""
     service_api = Starlette(
         routes=[*dps_service.ROUTES, *hub_service.ROUTES, *(extra_routes or [])],  # type: ignore[list-item]
         exception_handlers={EdgeprovError: _domain_error, HTTPException: _http_error},
@@ -84,6 +89,12 @@ def build_app(services: Services, extra_routes: list[object] | None = None) -> A
                 await device_api(scope, receive, send)
                 return
             scope["path"] = canonical_path(path)
+        elif scope["type"] == "websocket":
+            if websocket is not None and scope["path"] == WEBSOCKET_PATH:
+                await websocket(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
         await service_api(scope, receive, send)
 
     return app

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from edgeprov import sas
 from edgeprov.clock import Clock
 from edgeprov.errors import Forbidden, Unauthorized
+from edgeprov.hub.access import check_identity_token
 from edgeprov.store.base import DPS_SERVICE, AccessPolicy, Store
 
 # Rights of the cloud's policies (spec/dps-protocol.md §5.1, spec/hub-protocol.md §3.1).
@@ -86,28 +87,14 @@ class ServiceAuthenticator:
         return Caller(policy.service, policy=policy.name)
 
     async def _device(self, token: sas.SasToken, hub: str, device_id: str) -> Caller:
-        expected = f"{hub}/devices/{device_id}".lower()
-        if not _same_resource(token, expected):
-            raise Unauthorized(f"a device token grants {token.audience[:200]!r}, not {expected!r}")
         device = await self._store.read(lambda tx: tx.get_device(hub, device_id))
-        if device is None or not device.enabled:
-            raise Unauthorized(f"device {device_id!r} does not exist on {hub} or is disabled")
-        keys = [sas.decode_key(k) for k in device.auth.symmetric_keys()]
-        if not any(token.signed_with(key) for key in keys):
-            raise Unauthorized(f"the signature matches no key of device {device_id!r}")
-        self._check_expiry(token)
+        check_identity_token(token, hub, device, None, "", self._clock.now(), self._skew)
         return Caller(hub, device_id=device_id)
 
     def _check_expiry(self, token: sas.SasToken) -> None:
         late = token.seconds_past_expiry(self._clock.now())
         if late > self._skew:
             raise Unauthorized(f"the token expired {late:.0f} s ago by this service's clock")
-
-
-def _same_resource(token: sas.SasToken, expected: str) -> bool:
-    # sr may carry the port the caller dialled: "localhost:8443/devices/d1".
-    host, _, rest = token.audience.lower().partition("/")
-    return f"{host.rsplit(':', 1)[0]}/{rest}" == expected
 
 
 def _parse(authorization: str | None) -> sas.SasToken:

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edgeprov.api import auth
+from edgeprov.api import auth, hub_messages
 from edgeprov.api.http import json_object, json_response, json_value, no_content, page_size, paged
 from edgeprov.api.services import Services
 from edgeprov.errors import BadRequest
@@ -130,6 +130,26 @@ async def device_statistics(request: Request) -> Response:
     return json_response(await services.hubs.statistics(hub))
 
 
+async def service_statistics(request: Request) -> Response:
+    services, hub = await _authorize(request, auth.SERVICE_CONNECT)
+    return json_response({"connectedDeviceCount": await services.messaging.connected_devices(hub)})
+
+
+async def invoke_method(request: Request) -> Response:
+    services, hub = await _authorize(request, auth.SERVICE_CONNECT)
+    device_id = request.path_params["device"]
+    module_id = request.path_params.get("module", "")
+    result = await services.messaging.invoke(hub, device_id, module_id, await json_object(request))
+    return json_response(result.to_json())
+
+
+async def purge_c2d(request: Request) -> Response:
+    services, hub = await _authorize(request, auth.SERVICE_CONNECT)
+    device_id = request.path_params["device"]
+    purged = await services.messaging.purge_c2d(hub, device_id)
+    return json_response({"totalMessagesPurged": purged, "deviceId": device_id, "moduleId": None})
+
+
 ROUTES = [
     Route("/devices", devices, methods=["GET", "POST"]),
     Route("/devices/query", query, methods=["POST"]),
@@ -143,4 +163,9 @@ ROUTES = [
     Route("/configurations", configurations, methods=["GET"]),
     Route("/configurations/testqueries", configuration_queries, methods=["POST"]),
     Route("/configurations/{id}", configuration, methods=["GET", "PUT", "DELETE"]),
+    Route("/statistics/service", service_statistics, methods=["GET"]),
+    Route("/twins/{device}/methods", invoke_method, methods=["POST"]),
+    Route("/twins/{device}/modules/{module}/methods", invoke_method, methods=["POST"]),
+    Route("/devices/{device}/commands", purge_c2d, methods=["DELETE"]),
+    *hub_messages.ROUTES,
 ]

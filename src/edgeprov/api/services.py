@@ -9,6 +9,7 @@ from edgeprov.clock import Clock
 from edgeprov.dps.registration import Provisioning
 from edgeprov.dps.service import EnrollmentService, LinkedHubService, RegistrationService
 from edgeprov.hub.configurations import ConfigurationService
+from edgeprov.hub.messaging import Messaging
 from edgeprov.hub.queries import TwinQueries
 from edgeprov.hub.service import HubService
 from edgeprov.store.base import Store
@@ -34,5 +35,6 @@ class Services:
     hubs: HubService
     queries: TwinQueries
     configurations: ConfigurationService
+    messaging: Messaging
     auth: ServiceAuthenticator
     endpoints: Endpoints

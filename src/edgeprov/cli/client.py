@@ -124,13 +124,14 @@ class ServiceClient:
         body: Any = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
+        timeout: float = TIMEOUT,
     ) -> httpx.Response:
         all_headers = {"Authorization": self._token(), **(headers or {})}
         query = {"api-version": self._api_version, **(params or {})}
         # One connection per call: a CLI run makes a handful, and nothing is left open on exit.
         try:
             with httpx.Client(
-                base_url=f"https://{self._connection.host}", verify=self._verify, timeout=TIMEOUT
+                base_url=f"https://{self._connection.host}", verify=self._verify, timeout=timeout
             ) as http:
                 response = http.request(method, path, json=body, headers=all_headers, params=query)
         except httpx.ConnectError as exc:

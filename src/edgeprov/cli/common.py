@@ -55,7 +55,8 @@ def json_object_or_file(text: str | None, flag: str) -> dict[str, Any] | None:
     return json_object(text, flag)
 
 
-def add_login(parser: argparse.ArgumentParser) -> None:
+def add_login(parser: argparse.ArgumentParser, data_flag: str = "--data") -> None:
+    """``data_flag`` names the data-directory flag where ``--data`` means something else (a message body)."""
     group = parser.add_argument_group("connection")
     group.add_argument(
         "--login",
@@ -64,7 +65,11 @@ def add_login(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--ca", help="CA certificate to trust (default: $EDGEPROV_CA, then the data directory's)")
     group.add_argument(
-        "--data", type=str, default=None, help="local data directory (default: $EDGEPROV_DATA or ./edgeprov-data)"
+        data_flag,
+        dest="data",
+        type=str,
+        default=None,
+        help="local data directory (default: $EDGEPROV_DATA or ./edgeprov-data)",
     )
 
 

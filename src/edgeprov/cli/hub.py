@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 from urllib.parse import quote
 
-from edgeprov.cli import hub_configurations, hub_twins
+from edgeprov.cli import hub_configurations, hub_messages, hub_twins
 from edgeprov.cli.client import CliError
 from edgeprov.cli.common import add_flag, add_output, command, subcommands
 from edgeprov.cli.hub_access import add_hub_login, hub_client, hub_login
@@ -178,6 +178,7 @@ def register(root: argparse._SubParsersAction[argparse.ArgumentParser]) -> argpa
     _register_identities(groups, modules=True)
     hub_twins.register(groups)
     hub_configurations.register(groups)
+    hub_messages.register(groups)
     strings = subcommands(groups.add_parser("connection-string", help="connection strings"), "connection-string")
     show = command(strings, "show", _connection_string, "the hub's connection string, or a device's or module's")
     show.add_argument("--device-id", "-d", help="a device's connection string (with its key)")

@@ -16,6 +16,6 @@ def hub_client(args: argparse.Namespace) -> ServiceClient:
     return ServiceClient(hub_login(args), login_of(args).verify(), HUB_API_VERSION)
 
 
-def add_hub_login(parser: argparse.ArgumentParser) -> None:
-    add_login(parser)
+def add_hub_login(parser: argparse.ArgumentParser, data_flag: str = "--data") -> None:
+    add_login(parser, data_flag)
     parser.add_argument("--hub-name", "-n", help="the hub's host name (default: the local service's first hub)")

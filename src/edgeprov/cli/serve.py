@@ -25,6 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
         database=args.database,
         webhook_timeout=args.webhook_timeout,
         clock_skew=args.clock_skew,
+        event_retention=args.event_retention,
     )
     info = bootstrap(settings)
     files = TlsFiles.in_dir(settings.data_dir)
@@ -61,4 +62,7 @@ def register(root: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--database", help="database URL (default: SQLite in the data directory)")
     parser.add_argument("--webhook-timeout", type=float, default=10.0, help="custom allocation webhook timeout, s")
     parser.add_argument("--clock-skew", type=float, default=300.0, help="seconds a device clock may be off")
+    parser.add_argument(
+        "--event-retention", type=int, default=100_000, help="telemetry messages kept per hub (default 100,000)"
+    )
     parser.set_defaults(handler=_serve)

@@ -28,9 +28,16 @@ class TwinListener(Protocol):
 
     def desired_changed(self, hub: str, device_id: str, module_id: str, patch: JsonObject, version: int) -> None: ...
 
+    def access_revoked(self, hub: str, device_id: str, module_id: str) -> None:
+        """The identity was disabled or deleted (``module_id`` empty: the device and all its modules)."""
+        ...
+
 
 class NoListener:
     def desired_changed(self, hub: str, device_id: str, module_id: str, patch: JsonObject, version: int) -> None:
+        return None
+
+    def access_revoked(self, hub: str, device_id: str, module_id: str) -> None:
         return None
 
 
@@ -56,7 +63,10 @@ class HubService:
             registry.save_device(tx, hub, device, now)
             return device
 
-        return await self._store.write(write)
+        device = await self._store.write(write)
+        if not device.enabled:
+            self.listener.access_revoked(hub, device_id, "")
+        return device
 
     async def get_device(self, hub: str, device_id: str) -> Device:
         device = await self._store.read(lambda tx: tx.get_device(hub, device_id))
@@ -76,6 +86,7 @@ class HubService:
             tx.delete_device(hub, device_id)
 
         await self._store.write(write)
+        self.listener.access_revoked(hub, device_id, "")
 
     async def bulk(self, hub: str, body: Any) -> bulk.BulkResult:
         """Apply a batch of ExportImportDevice items whole, or report why not and store nothing."""
@@ -135,6 +146,7 @@ class HubService:
             tx.delete_module(hub, device_id, module_id)
 
         await self._store.write(write)
+        self.listener.access_revoked(hub, device_id, module_id)
 
     async def apply_configuration_content(self, hub: str, device_id: str, body: Any) -> None:
         """Deploy modules content to one edge device: each module twin's desired properties become it."""
@@ -173,6 +185,11 @@ class HubService:
         view, changes = await self._store.write(write)
         self._notify(hub, changes)
         return view
+
+    async def twin_properties(self, hub: str, device_id: str, module_id: str) -> JsonObject:
+        """What a device's twin GET answers: only the two property collections, with their versions."""
+        twin = await self._store.read(lambda tx: _stored_twin(tx, hub, device_id, module_id))
+        return {"desired": twin.desired.for_device(), "reported": twin.reported.for_device()}
 
     async def patch_reported(self, hub: str, device_id: str, module_id: str, patch: JsonObject) -> int:
         """A device's reported-properties patch; returns the new reported version."""

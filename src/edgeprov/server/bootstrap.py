@@ -7,6 +7,7 @@ new settings ask for (a new ``--hub-hostname`` gets its policies and a certifica
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def bootstrap(settings: ServerSettings) -> ServiceInfo:
 
 def _initialize(tx: Tx, settings: ServerSettings) -> ServiceInfo:
     created = tx.get_meta("id_scope") is None
+    # No worker runs yet, so no device is connected, whatever the last run left behind.
+    tx.disconnect_workers(None, time.time())
     if created:
         tx.set_meta("id_scope", new_id_scope())
     dps_owner = _ensure_policy(tx, DPS_SERVICE, DPS_OWNER, DPS_RIGHTS)

@@ -25,6 +25,7 @@ class ServerSettings:
     webhook_timeout: float = 10.0
     clock_skew: float = 300.0
     attempt_retention: int = 100_000
+    event_retention: int = 100_000
     retry_after: int = 1
 
     @property

@@ -50,14 +50,19 @@ def listen(host: str, port: int, flag: str) -> socket.socket:
 
 def serve(settings: ServerSettings, announce: Callable[[str], None]) -> int:
     https = listen(settings.host, settings.https_port, "--https-port")
-    announce(f"listening on https://{settings.host}:{settings.https_port} with {settings.workers} worker(s)")
+    mqtt = listen(settings.host, settings.mqtt_port, "--mqtt-port")
+    announce(
+        f"listening on https://{settings.host}:{settings.https_port} and mqtts://{settings.host}:{settings.mqtt_port} "
+        f"with {settings.workers} worker(s)"
+    )
+    sockets = worker.Sockets(https, mqtt)
     if settings.workers <= 1:
-        worker.run(settings, https)
+        worker.run(settings, sockets)
         return 0
-    return _supervise(settings, https, announce)
+    return _supervise(settings, sockets, announce)
 
 
-def _supervise(settings: ServerSettings, https: socket.socket, announce: Callable[[str], None]) -> int:
+def _supervise(settings: ServerSettings, sockets: worker.Sockets, announce: Callable[[str], None]) -> int:
     children: set[int] = set()
     stopping = False
 
@@ -76,7 +81,7 @@ def _supervise(settings: ServerSettings, https: socket.socket, announce: Callabl
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGALRM, kill_stragglers)
     for _ in range(settings.workers):
-        children.add(_spawn(settings, https))
+        children.add(_spawn(settings, sockets))
     while children:
         try:
             pid, status = os.wait()
@@ -88,18 +93,18 @@ def _supervise(settings: ServerSettings, https: socket.socket, announce: Callabl
         if not stopping:
             announce(f"worker {pid} exited ({_describe(status)}); starting another")
             time.sleep(RESTART_BACKOFF_SECONDS)
-            children.add(_spawn(settings, https))
+            children.add(_spawn(settings, sockets))
     return 0
 
 
-def _spawn(settings: ServerSettings, https: socket.socket) -> int:
+def _spawn(settings: ServerSettings, sockets: worker.Sockets) -> int:
     pid = os.fork()
     if pid == 0:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):
             signal.signal(signum, signal.SIG_DFL)
         code = 0
         try:
-            worker.run(settings, https)
+            worker.run(settings, sockets)
         except BaseException:  # a child must never return into the supervisor's loop
             code = 1
             traceback.print_exc()

@@ -1,4 +1,4 @@
-"""One server process: the HTTPS application on uvicorn (and, later, the MQTT gateway) on shared sockets."""
+"""One server process: the HTTPS application on uvicorn and the MQTT gateway, on one event loop and shared sockets."""
 
 from __future__ import annotations
 
@@ -8,21 +8,28 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import partial
 
 import uvicorn
 import uvloop
 
 from edgeprov.api.app import build_app
+from edgeprov.api.asgi import Receive, Scope, Send
 from edgeprov.api.auth import ServiceAuthenticator
 from edgeprov.api.services import Endpoints, Services
-from edgeprov.clock import SystemClock
+from edgeprov.bus.unix import UnixBus
+from edgeprov.clock import Clock, SystemClock
 from edgeprov.dps.model import AllocationPolicy
 from edgeprov.dps.registration import DpsSettings, Provisioning
 from edgeprov.dps.service import EnrollmentService, LinkedHubService, RegistrationService
 from edgeprov.hub.configurations import ConfigurationService
+from edgeprov.hub.connections import Connections
+from edgeprov.hub.messaging import Messaging
 from edgeprov.hub.queries import TwinQueries
 from edgeprov.hub.service import HubService
+from edgeprov.mqtt.gateway import Gateway
+from edgeprov.mqtt.listener import listen_tls, serve_websocket
 from edgeprov.server.bootstrap import open_store
 from edgeprov.server.settings import ServerSettings
 from edgeprov.server.webhook import HttpWebhookCaller
@@ -52,48 +59,78 @@ class _Server(uvicorn.Server):
                 signal.signal(signum, handler)
 
 
-def build_services(settings: ServerSettings, store: Store, webhooks: HttpWebhookCaller) -> Services:
-    clock = SystemClock()
+@dataclass(frozen=True, slots=True)
+class Sockets:
+    """The listeners the supervisor bound before forking."""
+
+    https: socket.socket
+    mqtt: socket.socket
+
+
+def build_services(settings: ServerSettings, store: Store, webhooks: HttpWebhookCaller) -> tuple[Services, Gateway]:
+    clock: Clock = SystemClock()
     id_scope = store.write_blocking(lambda tx: tx.get_meta("id_scope"))
     assert id_scope is not None, "bootstrap creates the ID scope before any worker starts"
     dps_settings = DpsSettings(id_scope, AllocationPolicy.HASHED, settings.clock_skew, settings.retry_after)
+    provisioning = Provisioning(store, clock, webhooks, dps_settings)
     queries = TwinQueries(store)
-    return Services(
+    gateway = Gateway(
+        Connections(store, clock, settings.clock_skew),
+        HubService(store, clock),
+        provisioning,
+        clock,
+        UnixBus(settings.data_dir / "bus"),
+        tuple(name.lower() for name in settings.hub_hostnames),
+    )
+    services = Services(
         store=store,
         clock=clock,
-        provisioning=Provisioning(store, clock, webhooks, dps_settings),
+        provisioning=provisioning,
         enrollments=EnrollmentService(store, clock),
         registrations=RegistrationService(store),
         linked_hubs=LinkedHubService(store),
-        hubs=HubService(store, clock),
+        hubs=HubService(store, clock, listener=gateway),
         queries=queries,
         configurations=ConfigurationService(store, clock, queries),
+        messaging=Messaging(store, clock, gateway),
         auth=ServiceAuthenticator(store, clock, settings.clock_skew),
         endpoints=Endpoints(settings.hostname, settings.https_port, settings.mqtt_port),
     )
+    return services, gateway
 
 
-async def serve(settings: ServerSettings, https_socket: socket.socket) -> None:
+async def serve(settings: ServerSettings, sockets: Sockets) -> None:
     store = open_store(settings)
     webhooks = HttpWebhookCaller(settings.webhook_timeout)
-    services = build_services(settings, store, webhooks)
+    services, gateway = build_services(settings, store, webhooks)
+
+    async def websocket(scope: Scope, receive: Receive, send: Send) -> None:
+        await serve_websocket(gateway, scope, receive, send)
+
     config = uvicorn.Config(
-        build_app(services),
+        build_app(services, websocket=websocket),
         lifespan="off",
         log_level="warning",
         access_log=False,
         http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=1024 * 1024,
         loop="none",
         timeout_keep_alive=60,
     )
     config.load()
     files = TlsFiles.in_dir(settings.data_dir)
-    config.ssl = server_context(files.server_cert, files.server_key)
+    tls = server_context(files.server_cert, files.server_key)
+    config.ssl = tls
     server = _Server(config)
+    await gateway.start()
+    mqtt = await listen_tls(gateway, sockets.mqtt, tls)
     maintenance = asyncio.create_task(_maintain(services, settings))
     try:
-        await server.serve(sockets=[https_socket])
+        await server.serve(sockets=[sockets.https])
     finally:
+        mqtt.close()
+        await gateway.stop()
         maintenance.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await maintenance
@@ -102,7 +139,7 @@ async def serve(settings: ServerSettings, https_socket: socket.socket) -> None:
 
 
 async def _maintain(services: Services, settings: ServerSettings) -> None:
-    """Keep the operation table and the attempt log bounded."""
+    """Keep the operation table, the attempt log and the event log bounded."""
     while True:
         await asyncio.sleep(MAINTENANCE_SECONDS)
         try:
@@ -114,7 +151,8 @@ async def _maintain(services: Services, settings: ServerSettings) -> None:
 def _prune(created_before: float, settings: ServerSettings, tx: Tx) -> None:
     tx.prune_operations(created_before)
     tx.prune_attempts(settings.attempt_retention)
+    tx.prune_events(settings.event_retention)
 
 
-def run(settings: ServerSettings, https_socket: socket.socket) -> None:
-    uvloop.run(serve(settings, https_socket))
+def run(settings: ServerSettings, sockets: Sockets) -> None:
+    uvloop.run(serve(settings, sockets))

@@ -16,10 +16,12 @@ import sqlite3
 import struct
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
+
+import orjson
 
 from edgeprov.dps.model import (
     Attempt,
@@ -32,10 +34,11 @@ from edgeprov.dps.model import (
 )
 from edgeprov.errors import InternalError
 from edgeprov.hub.configuration import Configuration
-from edgeprov.hub.model import Device, Module
+from edgeprov.hub.messages import CloudMessage, DeviceEvent
+from edgeprov.hub.model import Connection, Device, Module
 from edgeprov.hub.twin import Twin
 from edgeprov.hub.views import TwinRow
-from edgeprov.store.base import AccessPolicy, AttemptFilter
+from edgeprov.store.base import AccessPolicy, AttemptFilter, Touch
 from edgeprov.store.codec import Codec
 from edgeprov.vault import KeyVault
 
@@ -65,6 +68,17 @@ CREATE TABLE modules (hub TEXT NOT NULL, device TEXT NOT NULL, id TEXT NOT NULL,
 CREATE TABLE twins (hub TEXT NOT NULL, device TEXT NOT NULL, module TEXT NOT NULL, doc BLOB NOT NULL,
     PRIMARY KEY (hub, device, module));
 CREATE TABLE configurations (hub TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (hub, id));
+CREATE TABLE presence (hub TEXT NOT NULL, device TEXT NOT NULL, module TEXT NOT NULL, session TEXT NOT NULL,
+    worker INTEGER NOT NULL, connected INTEGER NOT NULL, updated REAL NOT NULL, activity REAL,
+    PRIMARY KEY (hub, device, module)) WITHOUT ROWID;
+CREATE TABLE sessions (hub TEXT NOT NULL, client TEXT NOT NULL, subscriptions BLOB NOT NULL,
+    PRIMARY KEY (hub, client)) WITHOUT ROWID;
+CREATE TABLE c2d (seq INTEGER PRIMARY KEY AUTOINCREMENT, hub TEXT NOT NULL, device TEXT NOT NULL,
+    expiry REAL NOT NULL, doc BLOB NOT NULL, body BLOB NOT NULL);
+CREATE INDEX c2d_by_device ON c2d (hub, device, seq);
+CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, hub TEXT NOT NULL, device TEXT NOT NULL,
+    module TEXT NOT NULL, enqueued REAL NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL);
+CREATE INDEX events_by_device ON events (hub, device, seq);
 """
 
 
@@ -236,8 +250,18 @@ class SqliteTx:
 
     # -- hub registry -----------------------------------------------------------------------------------
     def get_device(self, hub: str, device_id: str) -> Device | None:
-        doc = self._one("SELECT doc FROM devices WHERE hub = ? AND id = ?", hub, device_id)
-        return self._codec.decode(Device, doc) if doc else None
+        row = self._db.execute(
+            f"SELECT d.doc, {_PRESENCE} FROM devices d {_DEVICE_PRESENCE} "  # noqa: S608
+            "WHERE d.hub = ? AND d.id = ?",
+            (hub, device_id),
+        ).fetchone()
+        return self._device(row) if row else None
+
+    def _device(self, row: tuple[Any, ...]) -> Device:
+        return replace(self._codec.decode(Device, row[0]), connection=_connection(row))
+
+    def _module(self, row: tuple[Any, ...]) -> Module:
+        return replace(self._codec.decode(Module, row[0]), connection=_connection(row))
 
     def put_device(self, hub: str, device: Device) -> None:
         self._db.execute(
@@ -248,14 +272,22 @@ class SqliteTx:
     def delete_device(self, hub: str, device_id: str) -> bool:
         deleted = self._db.execute("DELETE FROM devices WHERE hub = ? AND id = ?", (hub, device_id)).rowcount > 0
         self._db.execute("DELETE FROM modules WHERE hub = ? AND device = ?", (hub, device_id))
-        self._db.execute("DELETE FROM twins WHERE hub = ? AND device = ?", (hub, device_id))
+        for table in ("twins", "c2d", "presence"):
+            self._db.execute(f"DELETE FROM {table} WHERE hub = ? AND device = ?", (hub, device_id))  # noqa: S608
+        # A device created again under the same id starts without the old sessions' subscriptions.
+        self._db.execute(
+            "DELETE FROM sessions WHERE hub = ? AND (client = ? OR substr(client, 1, ?) = ?)",
+            (hub, device_id, len(device_id) + 1, f"{device_id}/"),
+        )
         return deleted
 
     def list_devices(self, hub: str, after: str, limit: int) -> list[Device]:
         rows = self._db.execute(
-            "SELECT doc FROM devices WHERE hub = ? AND id > ? ORDER BY id LIMIT ?", (hub, after, limit)
+            f"SELECT d.doc, {_PRESENCE} FROM devices d {_DEVICE_PRESENCE} "  # noqa: S608
+            "WHERE d.hub = ? AND d.id > ? ORDER BY d.id LIMIT ?",
+            (hub, after, limit),
         )
-        return [self._codec.decode(Device, doc) for (doc,) in rows]
+        return [self._device(row) for row in rows]
 
     def count_devices(self, hub: str) -> tuple[int, int]:
         row = self._db.execute("SELECT count(*), coalesce(sum(enabled), 0) FROM devices WHERE hub = ?", (hub,))
@@ -263,9 +295,12 @@ class SqliteTx:
         return int(total), int(enabled)
 
     def get_module(self, hub: str, device_id: str, module_id: str) -> Module | None:
-        sql = "SELECT doc FROM modules WHERE hub = ? AND device = ? AND id = ?"
-        doc = self._one(sql, hub, device_id, module_id)
-        return self._codec.decode(Module, doc) if doc else None
+        row = self._db.execute(
+            f"SELECT d.doc, {_PRESENCE} FROM modules d {_MODULE_PRESENCE} "  # noqa: S608
+            "WHERE d.hub = ? AND d.device = ? AND d.id = ?",
+            (hub, device_id, module_id),
+        ).fetchone()
+        return self._module(row) if row else None
 
     def put_module(self, hub: str, module: Module) -> None:
         self._db.execute(
@@ -276,11 +311,17 @@ class SqliteTx:
     def delete_module(self, hub: str, device_id: str, module_id: str) -> bool:
         args = (hub, device_id, module_id)
         self._db.execute("DELETE FROM twins WHERE hub = ? AND device = ? AND module = ?", args)
+        self._db.execute("DELETE FROM presence WHERE hub = ? AND device = ? AND module = ?", args)
+        self._db.execute("DELETE FROM sessions WHERE hub = ? AND client = ?", (hub, f"{device_id}/{module_id}"))
         return self._db.execute("DELETE FROM modules WHERE hub = ? AND device = ? AND id = ?", args).rowcount > 0
 
     def list_modules(self, hub: str, device_id: str) -> list[Module]:
-        rows = self._db.execute("SELECT doc FROM modules WHERE hub = ? AND device = ? ORDER BY id", (hub, device_id))
-        return [self._codec.decode(Module, doc) for (doc,) in rows]
+        rows = self._db.execute(
+            f"SELECT d.doc, {_PRESENCE} FROM modules d {_MODULE_PRESENCE} "  # noqa: S608
+            "WHERE d.hub = ? AND d.device = ? ORDER BY d.id",
+            (hub, device_id),
+        )
+        return [self._module(row) for row in rows]
 
     def get_twin(self, hub: str, device_id: str, module_id: str = "") -> Twin | None:
         doc = self._one("SELECT doc FROM twins WHERE hub = ? AND device = ? AND module = ?", hub, device_id, module_id)
@@ -295,24 +336,25 @@ class SqliteTx:
     def list_twins(self, hub: str, after: tuple[str, str], limit: int, modules: bool) -> list[TwinRow]:
         if not modules:
             rows = self._db.execute(
-                "SELECT d.doc, t.doc FROM twins t JOIN devices d ON d.hub = t.hub AND d.id = t.device "
-                "WHERE t.hub = ? AND t.module = '' AND t.device > ? ORDER BY t.device LIMIT ?",
+                f"SELECT d.doc, {_PRESENCE}, t.doc FROM twins t JOIN devices d ON d.hub = t.hub AND d.id = t.device "  # noqa: S608
+                f"{_DEVICE_PRESENCE} WHERE t.hub = ? AND t.module = '' AND t.device > ? "
+                "ORDER BY t.device LIMIT ?",
                 (hub, after[0], limit),
             )
-            return [TwinRow(self._codec.decode(Device, d), None, self._codec.decode(Twin, t)) for d, t in rows]
+            return [TwinRow(self._device(row), None, self._codec.decode(Twin, row[4])) for row in rows]
         rows = self._db.execute(
-            "SELECT d.doc, m.doc, t.doc FROM twins t "
-            "JOIN modules m ON m.hub = t.hub AND m.device = t.device AND m.id = t.module "
-            "JOIN devices d ON d.hub = t.hub AND d.id = t.device "
+            f"SELECT d.doc, {_PRESENCE}, dev.doc, t.doc FROM twins t "  # noqa: S608
+            "JOIN modules d ON d.hub = t.hub AND d.device = t.device AND d.id = t.module "
+            f"JOIN devices dev ON dev.hub = t.hub AND dev.id = t.device {_MODULE_PRESENCE} "
             "WHERE t.hub = ? AND t.module != '' AND (t.device, t.module) > (?, ?) "
             "ORDER BY t.device, t.module LIMIT ?",
             (hub, *after, limit),
         )
         devices: dict[bytes, Device] = {}  # a device's modules come together: decode it once
         found = []
-        for d, m, t in rows:
-            device = devices.get(d) or devices.setdefault(d, self._codec.decode(Device, d))
-            found.append(TwinRow(device, self._codec.decode(Module, m), self._codec.decode(Twin, t)))
+        for row in rows:
+            device = devices.get(row[4]) or devices.setdefault(row[4], self._codec.decode(Device, row[4]))
+            found.append(TwinRow(device, self._module(row), self._codec.decode(Twin, row[5])))
         return found
 
     # -- configurations ------------------------------------------------------------------------------
@@ -333,6 +375,130 @@ class SqliteTx:
     def list_configurations(self, hub: str, limit: int) -> list[Configuration]:
         rows = self._db.execute("SELECT doc FROM configurations WHERE hub = ? ORDER BY id LIMIT ?", (hub, limit))
         return [self._codec.decode(Configuration, doc) for (doc,) in rows]
+
+    # -- connections and sessions ------------------------------------------------------------------------
+    def set_connected(self, hub: str, device_id: str, module_id: str, session: str, worker: int, now: float) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO presence (hub, device, module, session, worker, connected, updated, activity) "
+            "VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+            (hub, device_id, module_id, session, worker, now, now),
+        )
+
+    def set_disconnected(self, hub: str, device_id: str, module_id: str, session: str, now: float) -> bool:
+        cursor = self._db.execute(
+            "UPDATE presence SET connected = 0, updated = ?, activity = max(coalesce(activity, 0), ?) "
+            "WHERE hub = ? AND device = ? AND module = ? AND session = ?",
+            (now, now, hub, device_id, module_id, session),
+        )
+        return cursor.rowcount > 0
+
+    def record_activity(self, touches: Sequence[Touch]) -> None:
+        self._db.executemany(
+            "UPDATE presence SET activity = max(coalesce(activity, 0), ?) "
+            "WHERE hub = ? AND device = ? AND module = ? AND session = ?",
+            [(t.time, t.hub, t.device_id, t.module_id, t.session) for t in touches],
+        )
+
+    def connected_workers(self) -> list[int]:
+        return [w for (w,) in self._db.execute("SELECT DISTINCT worker FROM presence WHERE connected = 1")]
+
+    def disconnect_workers(self, workers: Sequence[int] | None, now: float) -> int:
+        if workers is None:
+            return self._db.execute(
+                "UPDATE presence SET connected = 0, updated = ? WHERE connected = 1", (now,)
+            ).rowcount
+        marks = ",".join("?" * len(workers))
+        return self._db.execute(
+            f"UPDATE presence SET connected = 0, updated = ? WHERE connected = 1 AND worker IN ({marks})",  # noqa: S608
+            (now, *workers),
+        ).rowcount
+
+    def count_connected(self, hub: str) -> int:
+        sql = "SELECT count(*) FROM presence WHERE hub = ? AND module = '' AND connected = 1"
+        return int(self._one(sql, hub))
+
+    def get_session(self, hub: str, client_id: str) -> dict[str, int] | None:
+        doc = self._one("SELECT subscriptions FROM sessions WHERE hub = ? AND client = ?", hub, client_id)
+        return dict(orjson.loads(doc)) if doc else None
+
+    def put_session(self, hub: str, client_id: str, subscriptions: dict[str, int]) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO sessions (hub, client, subscriptions) VALUES (?, ?, ?)",
+            (hub, client_id, orjson.dumps(subscriptions)),
+        )
+
+    def delete_session(self, hub: str, client_id: str) -> None:
+        self._db.execute("DELETE FROM sessions WHERE hub = ? AND client = ?", (hub, client_id))
+
+    # -- messages ------------------------------------------------------------------------------------------
+    def add_c2d(self, hub: str, message: CloudMessage) -> None:
+        doc = orjson.dumps([message.message_id, message.properties, message.enqueued])
+        self._db.execute(
+            "INSERT INTO c2d (hub, device, expiry, doc, body) VALUES (?, ?, ?, ?, ?)",
+            (hub, message.device_id, message.expiry, doc, message.body),
+        )
+
+    def count_c2d(self, hub: str, device_id: str) -> int:
+        return int(self._one("SELECT count(*) FROM c2d WHERE hub = ? AND device = ?", hub, device_id))
+
+    def list_c2d(self, hub: str, device_id: str, now: float, limit: int) -> list[CloudMessage]:
+        self._db.execute("DELETE FROM c2d WHERE hub = ? AND device = ? AND expiry < ?", (hub, device_id, now))
+        rows = self._db.execute(
+            "SELECT seq, expiry, doc, body FROM c2d WHERE hub = ? AND device = ? ORDER BY seq LIMIT ?",
+            (hub, device_id, limit),
+        )
+        messages = []
+        for seq, expiry, doc, body in rows:
+            message_id, properties, enqueued = orjson.loads(doc)
+            props = tuple((k, v) for k, v in properties)
+            messages.append(CloudMessage(device_id, message_id, body, props, enqueued, expiry, seq))
+        return messages
+
+    def delete_c2d(self, hub: str, device_id: str, sequence: int) -> bool:
+        sql = "DELETE FROM c2d WHERE hub = ? AND device = ? AND seq = ?"
+        return self._db.execute(sql, (hub, device_id, sequence)).rowcount > 0
+
+    def purge_c2d(self, hub: str, device_id: str) -> int:
+        return self._db.execute("DELETE FROM c2d WHERE hub = ? AND device = ?", (hub, device_id)).rowcount
+
+    def add_events(self, hub: str, events: Sequence[DeviceEvent]) -> None:
+        self._db.executemany(
+            "INSERT INTO events (hub, device, module, enqueued, properties, body) VALUES (?, ?, ?, ?, ?, ?)",
+            [(hub, e.device_id, e.module_id, e.enqueued, orjson.dumps(e.properties), e.body) for e in events],
+        )
+
+    def list_events(self, hub: str, after: int, since: float, device_id: str | None, limit: int) -> list[DeviceEvent]:
+        device_clause = "AND device = ?" if device_id is not None else ""
+        rows = self._db.execute(
+            "SELECT seq, device, module, enqueued, properties, body FROM events "  # noqa: S608 - constant clause
+            f"WHERE hub = ? {device_clause} AND seq > ? AND enqueued >= ? ORDER BY seq LIMIT ?",
+            (hub, *((device_id,) if device_id is not None else ()), after, since, limit),
+        )
+        return [
+            DeviceEvent(device, module, enqueued, tuple((k, v) for k, v in orjson.loads(props)), body, seq)
+            for seq, device, module, enqueued, props, body in rows
+        ]
+
+    def last_event(self, hub: str) -> int:
+        return int(self._one("SELECT coalesce(max(seq), 0) FROM events WHERE hub = ?", hub))
+
+    def prune_events(self, keep: int) -> int:
+        pruned = 0
+        for (hub,) in self._db.execute("SELECT hostname FROM hubs").fetchall():
+            cut = self._one("SELECT seq FROM events WHERE hub = ? ORDER BY seq DESC LIMIT 1 OFFSET ?", hub, keep)
+            if cut is not None:
+                pruned += self._db.execute("DELETE FROM events WHERE hub = ? AND seq <= ?", (hub, cut)).rowcount
+        return pruned
+
+
+_PRESENCE = "p.connected, p.updated, p.activity"
+_DEVICE_PRESENCE = "LEFT JOIN presence p ON p.hub = d.hub AND p.device = d.id AND p.module = ''"
+_MODULE_PRESENCE = "LEFT JOIN presence p ON p.hub = d.hub AND p.device = d.device AND p.module = d.id"
+
+
+def _connection(row: tuple[Any, ...]) -> Connection:
+    connected, updated, activity = row[1:4]
+    return Connection(bool(connected), updated, activity)
 
 
 @dataclass(frozen=True, slots=True)

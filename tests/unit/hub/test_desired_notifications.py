@@ -31,6 +31,9 @@ class Recorder:
     def desired_changed(self, hub: str, device_id: str, module_id: str, patch: JsonObject, version: int) -> None:
         self.calls.append((hub, device_id, module_id, patch, version))
 
+    def access_revoked(self, hub: str, device_id: str, module_id: str) -> None:
+        return None
+
 
 def run(tmp_path: Path, scenario: Callable[[HubService, Recorder], Coroutine[Any, Any, None]]) -> None:
     store = SqliteStore(tmp_path / "edgeprov.db", KeyVault.load_or_create(tmp_path / "master.key"))
