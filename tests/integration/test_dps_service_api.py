@@ -188,7 +188,8 @@ def test_cli_enrollment_lifecycle_with_az_flag_names(server: Server) -> None:
     shown = server.cli_ok("dps", "enrollment-group", "show", "--enrollment-id", group_id, "--show-keys").json()
     assert set(shown["attestation"]["symmetricKey"]) == {"primaryKey", "secondaryKey"}
     table = server.cli_ok("dps", "enrollment-group", "list").out
-    assert group_id in table
+    row = next(line for line in table.splitlines() if group_id in line)
+    assert "reprovisionandresetdata" in row
     server.cli_ok("dps", "enrollment-group", "delete", "--enrollment-id", group_id)
     gone = server.cli("dps", "enrollment-group", "show", "--enrollment-id", group_id)
     assert gone.code == 1

@@ -34,7 +34,7 @@ ENROLLMENT_COLUMNS: list[Column] = [
     ("STATUS", field("provisioningStatus")),
     ("ALLOCATION", field("allocationPolicy")),
     ("HUBS", lambda e: " ".join(e.get("iotHubs") or [])),
-    ("REPROVISION", field("reprovisionPolicy")),
+    ("REPROVISION", lambda e: _reprovision_name(e.get("reprovisionPolicy") or {})),
     ("CREATED", field("createdDateTimeUtc")),
 ]
 REGISTRATION_COLUMNS: list[Column] = [
@@ -61,6 +61,12 @@ LINKED_HUB_COLUMNS: list[Column] = [
     ("WEIGHT", field("allocationWeight")),
     ("APPLY ALLOCATION POLICY", field("applyAllocationPolicy")),
 ]
+
+
+def _reprovision_name(policy: dict[str, Any]) -> str:
+    """The ``--reprovision-policy`` name of a policy object, as listings show it."""
+    flags = {"updateHubAssignment": True, "migrateDeviceData": True} | policy
+    return next((name for name, known in REPROVISION_POLICIES.items() if known == flags), "never")
 
 
 def _client(args: argparse.Namespace) -> ServiceClient:
