@@ -48,37 +48,41 @@ SCHEMA_VERSION = 1
 MAX_BATCH = 1024
 SCHEMA = """
 -- Documents of a few hundred bytes live in rowid tables: SQLite keeps WITHOUT ROWID for small rows.
-CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE policies (service TEXT NOT NULL, name TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (service, name));
-CREATE TABLE hubs (hostname TEXT PRIMARY KEY, created REAL NOT NULL);
-CREATE TABLE linked_hubs (hostname TEXT PRIMARY KEY, doc BLOB NOT NULL);
-CREATE TABLE enrollments (kind TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (kind, key));
-CREATE TABLE registrations (key TEXT PRIMARY KEY, enrollment TEXT NOT NULL, doc BLOB NOT NULL);
-CREATE INDEX registrations_by_enrollment ON registrations (enrollment, key);
-CREATE TABLE operations (id TEXT PRIMARY KEY, created REAL NOT NULL, doc BLOB NOT NULL, body BLOB NOT NULL);
-CREATE INDEX operations_by_age ON operations (created);
-CREATE TABLE attempts (id INTEGER PRIMARY KEY, registration TEXT NOT NULL, enrollment TEXT,
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS policies (service TEXT NOT NULL, name TEXT NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (service, name));
+CREATE TABLE IF NOT EXISTS hubs (hostname TEXT PRIMARY KEY, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS linked_hubs (hostname TEXT PRIMARY KEY, doc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS enrollments (kind TEXT NOT NULL, key TEXT NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (kind, key));
+CREATE TABLE IF NOT EXISTS registrations (key TEXT PRIMARY KEY, enrollment TEXT NOT NULL, doc BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS registrations_by_enrollment ON registrations (enrollment, key);
+CREATE TABLE IF NOT EXISTS operations (id TEXT PRIMARY KEY, created REAL NOT NULL, doc BLOB NOT NULL,
+    body BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS operations_by_age ON operations (created);
+CREATE TABLE IF NOT EXISTS attempts (id INTEGER PRIMARY KEY, registration TEXT NOT NULL, enrollment TEXT,
     failed INTEGER NOT NULL, doc BLOB NOT NULL);
-CREATE INDEX attempts_by_registration ON attempts (registration, id);
-CREATE INDEX attempts_by_enrollment ON attempts (enrollment, id);
-CREATE TABLE devices (hub TEXT NOT NULL, id TEXT NOT NULL, enabled INTEGER NOT NULL, doc BLOB NOT NULL,
+CREATE INDEX IF NOT EXISTS attempts_by_registration ON attempts (registration, id);
+CREATE INDEX IF NOT EXISTS attempts_by_enrollment ON attempts (enrollment, id);
+CREATE TABLE IF NOT EXISTS devices (hub TEXT NOT NULL, id TEXT NOT NULL, enabled INTEGER NOT NULL, doc BLOB NOT NULL,
     PRIMARY KEY (hub, id));
-CREATE TABLE modules (hub TEXT NOT NULL, device TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL,
+CREATE TABLE IF NOT EXISTS modules (hub TEXT NOT NULL, device TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL,
     PRIMARY KEY (hub, device, id));
-CREATE TABLE twins (hub TEXT NOT NULL, device TEXT NOT NULL, module TEXT NOT NULL, doc BLOB NOT NULL,
+CREATE TABLE IF NOT EXISTS twins (hub TEXT NOT NULL, device TEXT NOT NULL, module TEXT NOT NULL, doc BLOB NOT NULL,
     PRIMARY KEY (hub, device, module));
-CREATE TABLE configurations (hub TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL, PRIMARY KEY (hub, id));
-CREATE TABLE presence (hub TEXT NOT NULL, device TEXT NOT NULL, module TEXT NOT NULL, session TEXT NOT NULL,
-    worker INTEGER NOT NULL, connected INTEGER NOT NULL, updated REAL NOT NULL, activity REAL,
+CREATE TABLE IF NOT EXISTS configurations (hub TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (hub, id));
+CREATE TABLE IF NOT EXISTS presence (hub TEXT NOT NULL, device TEXT NOT NULL, module TEXT NOT NULL,
+    session TEXT NOT NULL, worker INTEGER NOT NULL, connected INTEGER NOT NULL, updated REAL NOT NULL, activity REAL,
     PRIMARY KEY (hub, device, module)) WITHOUT ROWID;
-CREATE TABLE sessions (hub TEXT NOT NULL, client TEXT NOT NULL, subscriptions BLOB NOT NULL,
+CREATE TABLE IF NOT EXISTS sessions (hub TEXT NOT NULL, client TEXT NOT NULL, subscriptions BLOB NOT NULL,
     PRIMARY KEY (hub, client)) WITHOUT ROWID;
-CREATE TABLE c2d (seq INTEGER PRIMARY KEY AUTOINCREMENT, hub TEXT NOT NULL, device TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS c2d (seq INTEGER PRIMARY KEY AUTOINCREMENT, hub TEXT NOT NULL, device TEXT NOT NULL,
     expiry REAL NOT NULL, doc BLOB NOT NULL, body BLOB NOT NULL);
-CREATE INDEX c2d_by_device ON c2d (hub, device, seq);
-CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, hub TEXT NOT NULL, device TEXT NOT NULL,
+CREATE INDEX IF NOT EXISTS c2d_by_device ON c2d (hub, device, seq);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, hub TEXT NOT NULL, device TEXT NOT NULL,
     module TEXT NOT NULL, enqueued REAL NOT NULL, properties BLOB NOT NULL, body BLOB NOT NULL);
-CREATE INDEX events_by_device ON events (hub, device, seq);
+CREATE INDEX IF NOT EXISTS events_by_device ON events (hub, device, seq);
 """
 
 
@@ -521,6 +525,8 @@ class SqliteStore:
         self._writer = _GroupCommitWriter(path, self._codec, self._version)
 
     def _migrate(self) -> None:
+        """Create what is missing: every statement is idempotent, so a data directory written by an
+        earlier build of this schema version gains the tables added since."""
         conn = connect(self.path)
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -528,13 +534,11 @@ class SqliteStore:
                 raise InternalError(
                     f"{self.path} was written by a newer edgeprov (schema {version}, this one knows {SCHEMA_VERSION})"
                 )
-            if version == 0:
-                conn.execute("BEGIN IMMEDIATE")
-                if conn.execute("PRAGMA user_version").fetchone()[0] == 0:  # no other process won the race
-                    for statement in filter(str.strip, SCHEMA.split(";")):
-                        conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
         finally:
             conn.close()
 
