@@ -45,6 +45,7 @@ from edgeprov import sas
 
 HERE = Path(__file__).resolve().parent
 DURABILITY_LOAD_SECONDS = 3.0
+REFERENCE_REQUESTS = 100_000
 LOADGEN_SOURCE = HERE / "loadgen.c"
 LOADGEN = HERE.parent / ".cache" / "loadgen"
 
@@ -275,15 +276,11 @@ def main() -> None:
         scope, group_key = create_group(data)
         devices = write_devices(work / "devices.txt", scope, group_key, args.devices, f"bench{os.getpid()}")
         ours = drive(port, data / "ca.pem", scope, devices, args.clients, mode, server_pid=server.pid)
+    # Enough requests for the reference to run several seconds, like the measured run.
+    reference_devices = write_devices(work / "reference.txt", scope, group_key, REFERENCE_REQUESTS, "reference")
+    reference_mode = "reference-new" if args.new_connections else "reference"
     with reference_app(args.workers, data, scope, group_key) as reference_port:
-        reference = drive(
-            reference_port,
-            data / "ca.pem",
-            scope,
-            devices,
-            args.clients,
-            f"reference-{mode}" if args.new_connections else "reference",
-        )
+        reference = drive(reference_port, data / "ca.pem", scope, reference_devices, args.clients, reference_mode)
     survived, acknowledged = durability(work, data, port, args, scope, group_key)
 
     connections = "a new TLS connection per device" if args.new_connections else "kept-alive connections"
