@@ -117,6 +117,9 @@ async def serve(settings: ServerSettings, sockets: Sockets) -> None:
         ws_max_size=1024 * 1024,
         loop="none",
         timeout_keep_alive=60,
+        # Devices connect directly: no proxy headers to trust (and one middleware less per request).
+        proxy_headers=False,
+        server_header=False,
     )
     config.load()
     files = TlsFiles.in_dir(settings.data_dir)

@@ -63,8 +63,8 @@ CREATE TABLE IF NOT EXISTS operations (id TEXT PRIMARY KEY, created REAL NOT NUL
 CREATE INDEX IF NOT EXISTS operations_by_age ON operations (created);
 CREATE TABLE IF NOT EXISTS attempts (id INTEGER PRIMARY KEY, registration TEXT NOT NULL, enrollment TEXT,
     failed INTEGER NOT NULL, doc BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS attempts_by_registration ON attempts (registration, id);
-CREATE INDEX IF NOT EXISTS attempts_by_enrollment ON attempts (enrollment, id);
+-- No index on the attempt log: every registration appends to it, while a listing scans at most
+-- the retained attempts (100,000 by default), newest first, in milliseconds.
 CREATE TABLE IF NOT EXISTS devices (hub TEXT NOT NULL, id TEXT NOT NULL, enabled INTEGER NOT NULL, doc BLOB NOT NULL,
     PRIMARY KEY (hub, id));
 CREATE TABLE IF NOT EXISTS modules (hub TEXT NOT NULL, device TEXT NOT NULL, id TEXT NOT NULL, doc BLOB NOT NULL,
