@@ -54,6 +54,8 @@ from edgeprov.dps.model import (
 from edgeprov.dps.webhook import allocation_request, parse_allocation, redacted_url
 from edgeprov.errors import BadRequest, EdgeprovError, OperationNotFound, RegistrationNotFound
 from edgeprov.hub import registry
+from edgeprov.hub.model import Device
+from edgeprov.hub.twin import Twin
 from edgeprov.ids import RegistrationId, new_guid
 from edgeprov.jsonutil import dumps
 from edgeprov.store.base import Store, Tx
@@ -102,6 +104,10 @@ class AssignmentPlan:
     previous_hub: str | None = None
     twin: JsonObject = field(default_factory=dict)
 
+    def initial_sections(self) -> tuple[JsonObject, JsonObject]:
+        """The (tags, desired properties) a reset or first assignment starts the twin from."""
+        return self.twin.get("tags") or {}, (self.twin.get("properties") or {}).get("desired") or {}
+
     def describe(self) -> str:
         if self.mode is TwinMode.INITIAL:
             return f"initial assignment to {self.hub}"
@@ -147,7 +153,7 @@ def plan_assignment(
 
 def apply_plan(tx: Tx, plan: AssignmentPlan, keys: tuple[str, str], iot_edge: bool, now: float) -> None:
     previous_device_id = plan.device_id
-    tags, desired = plan.twin.get("tags") or {}, (plan.twin.get("properties") or {}).get("desired") or {}
+    tags, desired = plan.initial_sections()
     moving = plan.previous_hub is not None and plan.previous_hub != plan.hub
     registry.upsert_sas_device(tx, plan.hub, plan.device_id, keys, iot_edge, now)
     if plan.mode is TwinMode.MIGRATE and moving:
@@ -262,7 +268,8 @@ class Provisioning:
         if enrollment.enabled and effective_policy(enrollment, self.settings.default_policy) is AllocationPolicy.CUSTOM:
             allocation = await self._call_webhook(enrollment, registration_id, request.body.get("payload"), config)
         registration = _Registration(request, registration_id, credentials, config.linked, allocation, now)
-        operation = await self._store.write(partial(self._commit, registration))
+        initial = self._prepare_initial(registration)
+        operation = await self._store.write(partial(self._commit, registration, initial))
         self._remember(operation, credentials)
         return operation
 
@@ -317,7 +324,32 @@ class Provisioning:
         except AllocationFailed as failure:
             return failure
 
-    def _commit(self, registration: _Registration, tx: Tx) -> Operation:
+    def _prepare_initial(self, registration: _Registration) -> _InitialAssignment | None:
+        """What a first registration writes, built before the write lock is taken.
+
+        Most registrations of a roll-out are first ones; building their rows here keeps the time
+        the database's single write lock is held (which every worker waits for) to the writes.
+        """
+        if not registration.enrollment.enabled:
+            return None
+        try:
+            plan = self._plan(registration, None)
+        except AllocationFailed:
+            return None
+        tags, desired = plan.initial_sections()
+        record = _assigned_record(registration, plan, None)
+        return _InitialAssignment(
+            plan,
+            registry.new_sas_device(
+                plan.device_id, registration.credentials.keys_b64(), registration.enrollment.iot_edge, registration.now
+            ),
+            Twin.initial(plan.device_id, "", tags, desired, registration.now),
+            record,
+            registration.attempt(AttemptOutcome.ASSIGNED, "initial", hub=plan.hub, message=plan.describe()),
+            assigned_operation(record),
+        )
+
+    def _commit(self, registration: _Registration, initial: _InitialAssignment | None, tx: Tx) -> Operation:
         enrollment, now = registration.enrollment, registration.now
         if not enrollment.enabled:
             noun = "enrollment group" if enrollment.kind is EnrollmentKind.GROUP else "enrollment"
@@ -326,6 +358,14 @@ class Provisioning:
                 tx, registration, RegistrationStatus.DISABLED, DISABLED_CODE, message, "enrollment-disabled"
             )
         existing = tx.get_registration(registration.registration_id.lower())
+        if (
+            existing is None
+            and initial is not None
+            and registry.create_device(tx, initial.plan.hub, initial.device, initial.twin, now)
+        ):
+            tx.put_registration(initial.record)
+            tx.add_attempt(initial.attempt)
+            return initial.operation
         try:
             plan = self._plan(registration, existing)
         except AllocationFailed as failure:
@@ -333,21 +373,7 @@ class Provisioning:
                 tx, registration, RegistrationStatus.FAILED, failure.failure_code, failure.message, "allocation-failed"
             )
         apply_plan(tx, plan, registration.credentials.keys_b64(), enrollment.iot_edge, now)
-        allocation = registration.allocation
-        record = RegistrationRecord(
-            registration_id=registration.registration_id,
-            status=RegistrationStatus.ASSIGNED,
-            enrollment=enrollment.label,
-            device_id=plan.device_id,
-            assigned_hub=plan.hub,
-            substatus=plan.substatus,
-            payload=allocation.payload if isinstance(allocation, Allocation) else None,
-            created=existing.created if existing else now,
-            updated=now,
-            etag=new_etag(),
-            initial_hub=existing.initial_hub if existing and existing.initial_hub else plan.hub,
-            operation_id=new_operation_id(),
-        )
+        record = _assigned_record(registration, plan, existing)
         tx.put_registration(record)
         tx.add_attempt(
             registration.attempt(AttemptOutcome.ASSIGNED, plan.mode.name.lower(), hub=plan.hub, message=plan.describe())
@@ -461,6 +487,38 @@ class Provisioning:
         except AllocationFailed as failure:
             return Simulation(reg, "failed", enrollment, reason=failure.message, existing=existing)
         return Simulation(reg, "assigned", enrollment, plan, existing=existing)
+
+
+@dataclass(frozen=True, slots=True)
+class _InitialAssignment:
+    """The rows a first registration writes, and its answer."""
+
+    plan: AssignmentPlan
+    device: Device
+    twin: Twin
+    record: RegistrationRecord
+    attempt: Attempt
+    operation: Operation
+
+
+def _assigned_record(
+    registration: _Registration, plan: AssignmentPlan, existing: RegistrationRecord | None
+) -> RegistrationRecord:
+    allocation = registration.allocation
+    return RegistrationRecord(
+        registration_id=registration.registration_id,
+        status=RegistrationStatus.ASSIGNED,
+        enrollment=registration.enrollment.label,
+        device_id=plan.device_id,
+        assigned_hub=plan.hub,
+        substatus=plan.substatus,
+        payload=allocation.payload if isinstance(allocation, Allocation) else None,
+        created=existing.created if existing else registration.now,
+        updated=registration.now,
+        etag=new_etag(),
+        initial_hub=existing.initial_hub if existing and existing.initial_hub else plan.hub,
+        operation_id=new_operation_id(),
+    )
 
 
 def assigned_operation(record: RegistrationRecord) -> Operation:

@@ -14,13 +14,29 @@ from edgeprov.store.base import Tx
 from edgeprov.types import JsonObject
 
 
+def new_sas_device(device_id: str, keys: tuple[str, str], iot_edge: bool, now: float) -> Device:
+    auth = Authentication(AuthType.SAS, keys[0], keys[1])
+    return Device(device_id, new_generation_id(), auth, iot_edge=iot_edge, created=now, etag_counter=1)
+
+
+def create_device(tx: Tx, hub: str, device: Device, twin: Twin, now: float) -> bool:
+    """Store a new device with its twin (and an edge device's system modules); False if it exists."""
+    if tx.get_device(hub, device.device_id) is not None:
+        return False
+    tx.put_device(hub, device)
+    tx.put_twin(hub, twin)
+    if device.iot_edge:
+        ensure_edge_modules(tx, hub, device.device_id, now)
+    return True
+
+
 def upsert_sas_device(tx: Tx, hub: str, device_id: str, keys: tuple[str, str], iot_edge: bool, now: float) -> Device:
     """Create the device, or give an existing one these keys and this capability."""
-    auth = Authentication(AuthType.SAS, keys[0], keys[1])
     existing = tx.get_device(hub, device_id)
     if existing is None:
-        device = Device(device_id, new_generation_id(), auth, iot_edge=iot_edge, created=now, etag_counter=1)
+        device = new_sas_device(device_id, keys, iot_edge, now)
     else:
+        auth = Authentication(AuthType.SAS, keys[0], keys[1])
         device = replace(existing, auth=auth, iot_edge=iot_edge, etag_counter=existing.etag_counter + 1)
     tx.put_device(hub, device)
     if iot_edge:
