@@ -23,6 +23,7 @@ from edgeprov.device.config import DEFAULT_CONFIG_PATH, load_config
 from edgeprov.device.document import ConfigWarning
 from edgeprov.device.dps_client import DpsClient
 from edgeprov.device.files import PRIVATE_FILE, write_atomic
+from edgeprov.device.hub_session import MqttHubSession
 from edgeprov.device.identity import Provisioner, changes
 from edgeprov.device.legacy import DEFAULT_LEGACY_PATH, import_legacy
 from edgeprov.device.log import follow, runtime_log, tail
@@ -304,7 +305,8 @@ def _run(args: argparse.Namespace) -> int:
         for warning in loaded.warnings:
             log.warning("%s", warning)
         modules = ModuleIdentities(http, load_master_key(state.master_key))
-        agent = Agent(state, config, Provisioner(state, DpsClient(http)), modules, None, backoff, log)
+        session = MqttHubSession(http, config.agent, log)
+        agent = Agent(state, config, Provisioner(state, DpsClient(http)), modules, session, backoff, log)
         asyncio.run(serve_until_signalled(agent))
     return 0
 

@@ -134,7 +134,8 @@ class AgentStatus:
     identity_detail: str = ""
     modules: Phase = Phase.PENDING
     modules_detail: str = ""
-    hub_session: str = ""
+    hub: Phase = Phase.PENDING  # the MQTT session: READY while connected
+    hub_detail: str = ""
     stopped_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -143,7 +144,7 @@ class AgentStatus:
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> AgentStatus | None:
         try:
-            phases = {name: Phase(value.get(name, Phase.PENDING)) for name in ("identity", "modules")}
+            phases = {name: Phase(value.get(name, Phase.PENDING)) for name in ("identity", "modules", "hub")}
             return cls(**{**value, **phases})
         except (TypeError, ValueError):
             return None
