@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from edgeprov.device.mqtt_client import MqttClient
@@ -73,3 +73,13 @@ async def connected(
             yield client, peer
         finally:
             await client.close()
+
+
+def run(scenario: Callable[[], Awaitable[None]]) -> None:
+    """Run one async scenario, bounded by ``BOUND``."""
+
+    async def bounded() -> None:
+        async with asyncio.timeout(BOUND):
+            await scenario()
+
+    asyncio.run(bounded())

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
 import re
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,15 @@ def _configure(server: Server, device: Device, tmp_path: Path, *apply: str) -> t
     config.write_text(dps_config("https://localhost", server.id_scope, registration_id, key_line, server.ca))
     device.cli_ok("config", "apply", "-c", str(config), *apply)
     return registration_id, config
+
+
+@contextlib.contextmanager
+def _connected_agent(server: Server, device: Device, tmp_path: Path) -> Iterator[str]:
+    """A configured device whose agent (short retry delays) holds its hub session; the device id."""
+    device_id, _ = _configure(server, device, tmp_path, "--no-restart")
+    with short_backoff_agent(device):
+        wait_for(lambda: device.services()[HUB_CONNECTION] == "Running", "the hub session")
+        yield device_id
 
 
 def _reported(hub: ServiceCaller, device_id: str) -> dict[str, Any]:
@@ -135,9 +146,7 @@ def test_agent_connects_reports_and_follows_desired(
 def test_disabled_device_is_refused_and_provisioned_again(
     server: Server, hub: ServiceCaller, device: Device, tmp_path: Path
 ) -> None:
-    device_id, _ = _configure(server, device, tmp_path, "--no-restart")
-    with short_backoff_agent(device):
-        wait_for(lambda: device.services()[HUB_CONNECTION] == "Running", "the hub session")
+    with _connected_agent(server, device, tmp_path) as device_id:
         body = {"deviceId": device_id, "status": "disabled"}
         assert hub.request("PUT", f"/devices/{device_id}", body, {"If-Match": "*"}).status_code == 200
 
@@ -161,9 +170,7 @@ def test_disabled_device_is_refused_and_provisioned_again(
 def test_agent_reconnects_when_the_hub_returns(
     server: Server, hub: ServiceCaller, device: Device, tmp_path: Path
 ) -> None:
-    device_id, _ = _configure(server, device, tmp_path, "--no-restart")
-    with short_backoff_agent(device):
-        wait_for(lambda: device.services()[HUB_CONNECTION] == "Running", "the hub session")
+    with _connected_agent(server, device, tmp_path) as device_id:
         server.stop()
         try:
             wait_for(lambda: len(RECONNECT.findall(device.log())) >= 4, "four failed reconnections")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
 import platform
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -23,7 +25,7 @@ from edgeprov.errors import IdentityRejected
 from edgeprov.jsonutil import dumps, loads
 from edgeprov.mqtt import codec, topics
 from edgeprov.mqtt.packets import Publish
-from tests.mqtt_peer import BOUND, Peer, connected
+from tests.mqtt_peer import BOUND, Peer, connected, run
 
 STATUS = AgentStatus(1, "running", 1_700_000_000.0)
 AGENT = AgentSettings(image="example.azurecr.io/agent:1.5")
@@ -96,6 +98,19 @@ async def _request(peer: Peer) -> tuple[Publish, str]:
     return message, message.topic.rsplit("$rid=", 1)[1]
 
 
+@contextlib.asynccontextmanager
+async def _following() -> AsyncIterator[tuple[asyncio.Task[NoReturn], Peer]]:
+    """``$edgeAgent``'s twin following a client the peer accepted; cancelled when the block ends."""
+    async with connected() as (client, peer):
+        twin = AgentTwin(AGENT, lambda: STATUS, logging.getLogger("tests.agent_twin"), BOUND)
+        following = asyncio.create_task(twin.follow(client))
+        try:
+            yield following, peer
+        finally:
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+
+
 def _twin(desired: dict[str, Any], reported: dict[str, Any]) -> bytes:
     return dumps({"desired": desired, "reported": reported})
 
@@ -103,10 +118,7 @@ def _twin(desired: dict[str, Any], reported: dict[str, Any]) -> bytes:
 @pytest.mark.spec("hub-protocol.md §1.2")
 def test_the_twin_is_read_reported_by_difference_and_read_again_after_a_missed_push() -> None:
     async def scenario() -> None:
-        async with connected() as (client, peer):
-            following = asyncio.create_task(
-                AgentTwin(AGENT, lambda: STATUS, logging.getLogger("t"), BOUND).follow(client)
-            )
+        async with _following() as (_, peer):
             get, rid = await _request(peer)
             assert (get.topic, get.payload) == (topics.twin_get(rid), b" ")
             peer.send(codec.encode_publish(topics.twin_response(200, rid), _twin({"$version": 1}, {"old": 1})))
@@ -131,33 +143,25 @@ def test_the_twin_is_read_reported_by_difference_and_read_again_after_a_missed_p
             peer.send(codec.encode_publish(topics.twin_response(200, rid), _twin(full, held)))
             report, rid = await _request(peer)
             assert loads(report.payload) == {"lastDesiredVersion": 4, "lastDesiredStatus": NOT_APPLIED.to_json()}
-            following.cancel()
-            await asyncio.gather(following, return_exceptions=True)
 
-    asyncio.run(asyncio.wait_for(scenario(), BOUND))
+    run(scenario)
 
 
 def test_a_twin_the_hub_no_longer_serves_is_a_rejected_identity() -> None:
     async def scenario() -> None:
-        async with connected() as (client, peer):
-            following = asyncio.create_task(
-                AgentTwin(AGENT, lambda: STATUS, logging.getLogger("t"), BOUND).follow(client)
-            )
+        async with _following() as (following, peer):
             _, rid = await _request(peer)
             body = dumps({"errorCode": 404010, "message": "module not found"})
             peer.send(codec.encode_publish(topics.twin_response(404, rid), body))
             with pytest.raises(IdentityRejected, match="status 404"):
                 await following
 
-    asyncio.run(asyncio.wait_for(scenario(), BOUND))
+    run(scenario)
 
 
 def test_a_read_older_than_a_push_that_overtook_it_is_read_again() -> None:
     async def scenario() -> None:
-        async with connected() as (client, peer):
-            following = asyncio.create_task(
-                AgentTwin(AGENT, lambda: STATUS, logging.getLogger("t"), BOUND).follow(client)
-            )
+        async with _following() as (_, peer):
             _, rid = await _request(peer)
             peer.send(codec.encode_publish(topics.desired_topic(1), dumps({"a": 1, "$version": 1})))
             peer.send(codec.encode_publish(topics.twin_response(200, rid), _twin({"$version": 0}, {})))
@@ -166,7 +170,5 @@ def test_a_read_older_than_a_push_that_overtook_it_is_read_again() -> None:
             peer.send(codec.encode_publish(topics.twin_response(200, rid), _twin({"a": 1, "$version": 1}, {})))
             report, _ = await _request(peer)
             assert loads(report.payload)["lastDesiredVersion"] == 1
-            following.cancel()
-            await asyncio.gather(following, return_exceptions=True)
 
-    asyncio.run(asyncio.wait_for(scenario(), BOUND))
+    run(scenario)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -19,15 +18,7 @@ from edgeprov.mqtt.packets import (
     Publish,
     Subscribe,
 )
-from tests.mqtt_peer import BOUND, CONNECT, connected, socket_pair
-
-
-def run(scenario: Callable[[], Awaitable[None]]) -> None:
-    async def bounded() -> None:
-        async with asyncio.timeout(BOUND):
-            await scenario()
-
-    asyncio.run(bounded())
+from tests.mqtt_peer import CONNECT, connected, run, socket_pair
 
 
 def test_a_refused_connect_raises_with_its_code() -> None:
