@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +66,32 @@ class Device:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def short_backoff_agent(device: Device) -> Iterator[subprocess.Popen[bytes]]:
+    """``edgeprov device run`` with retry delays of 0.025 s to 0.4 s; stopped (SIGTERM) when the block ends.
+
+    Tests count and order the retries in the runtime's log; they never time them.
+    """
+    agent = subprocess.Popen(
+        [
+            sys.executable, "-m", "edgeprov", "device", "run", "--state-dir", str(device.root),
+            "--backoff-initial", "0.05", "--backoff-max", "0.4",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield agent
+    finally:
+        if agent.poll() is None:
+            agent.send_signal(signal.SIGTERM)
+            try:
+                agent.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait()
 
 
 def dps_config(

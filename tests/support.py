@@ -131,6 +131,11 @@ class Server:
         finally:
             self.log.close()
 
+    def start_again(self) -> None:
+        """Start a stopped server again on its data and ports: tests of what devices do meanwhile."""
+        restarted = start_server(self.data_dir, self.https_port, self.mqtt_port, *self.extra_args)
+        self.process, self.log = restarted.process, restarted.log
+
     @property
     def log_path(self) -> Path:
         return self.data_dir.parent / f"{self.data_dir.name}.log"

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.device_support import Device, dps_config, wait_for
+from tests.device_support import Device, dps_config, short_backoff_agent, wait_for
 from tests.support import Server, free_port, running, start_server, unique
 
 ATTEMPT = re.compile(r"Provisioning attempt (\d+) failed: .*; retrying in ([0-9.]+) s")
@@ -65,15 +63,7 @@ def test_first_boot_without_service_backs_off_then_provisions(device: Device, tm
 
     assert f"Note: cannot reach https://localhost:{port}" in applied.out
     assert "The runtime will keep trying, with backoff, until the service answers." in applied.out
-    agent = subprocess.Popen(
-        [
-            sys.executable, "-m", "edgeprov", "device", "run", "--state-dir", str(device.root),
-            "--backoff-initial", "0.05", "--backoff-max", "0.4",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+    with short_backoff_agent(device) as agent:
         wait_for(lambda: len(ATTEMPT.findall(device.log())) >= 4, "four failed attempts")
         assert device.services()["identity"].startswith("Down - attempt ")
         server = start_server(data, port, mqtt_port)
@@ -83,10 +73,6 @@ def test_first_boot_without_service_backs_off_then_provisions(device: Device, tm
             server.stop()
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(timeout=20) == 0
-    finally:
-        if agent.poll() is None:
-            agent.kill()
-            agent.wait()
 
     failures = [(int(n), float(delay)) for n, delay in ATTEMPT.findall(device.log())]
     assert [n for n, _ in failures] == list(range(1, len(failures) + 1))

@@ -10,7 +10,16 @@ from hypothesis import strategies as st
 
 from edgeprov.mqtt import topics
 from edgeprov.mqtt.login import LoginError, parse_login
-from edgeprov.mqtt.topics import MethodResponse, ReportedPatch, Subscription, Telemetry, TopicError, TwinGet
+from edgeprov.mqtt.topics import (
+    DesiredPush,
+    MethodResponse,
+    ReportedPatch,
+    Subscription,
+    Telemetry,
+    TopicError,
+    TwinGet,
+    TwinResponse,
+)
 
 PREFIXES = [
     "$iothub/twin/GET/",
@@ -103,3 +112,35 @@ def test_any_topic_parses_or_is_a_topic_error(topic: str) -> None:
     topics.decode_properties(topic)
     with contextlib.suppress(LoginError):
         parse_login(topic)
+
+
+@pytest.mark.spec("hub-protocol.md §1.2")
+def test_twin_topics_as_the_device_sees_them() -> None:
+    assert topics.twin_get("1") == "$iothub/twin/GET/?$rid=1"
+    assert topics.reported_patch("2") == "$iothub/twin/PATCH/properties/reported/?$rid=2"
+    assert topics.parse_twin_topic(topics.twin_response(200, "1")) == TwinResponse(200, "1", None)
+    assert topics.parse_twin_topic(topics.twin_response(204, "2", 9)) == TwinResponse(204, "2", 9)
+    assert topics.parse_twin_topic(topics.desired_topic(3)) == DesiredPush(3)
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "$iothub/twin/res/ok/?$rid=1",
+        "$iothub/twin/res/200/",
+        "$iothub/twin/res/204/?$rid=1&$version=x",
+        "$iothub/twin/PATCH/properties/desired/?$version=",
+        "$iothub/twin/PATCH/properties/desired/",
+        "$iothub/methods/POST/m/?$rid=1",
+    ],
+)
+def test_twin_topics_the_device_refuses(topic: str) -> None:
+    with pytest.raises(TopicError):
+        topics.parse_twin_topic(topic)
+
+
+@given(st.text(max_size=120))
+@settings(max_examples=300)
+def test_any_twin_topic_parses_or_is_refused(topic: str) -> None:
+    with contextlib.suppress(TopicError):
+        topics.parse_twin_topic(topic)

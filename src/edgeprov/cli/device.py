@@ -23,9 +23,11 @@ from edgeprov.device.config import DEFAULT_CONFIG_PATH, load_config
 from edgeprov.device.document import ConfigWarning
 from edgeprov.device.dps_client import DpsClient
 from edgeprov.device.files import PRIVATE_FILE, write_atomic
+from edgeprov.device.hub_session import MqttHubSession
 from edgeprov.device.identity import Provisioner, changes
 from edgeprov.device.legacy import DEFAULT_LEGACY_PATH, import_legacy
 from edgeprov.device.log import follow, runtime_log, tail
+from edgeprov.device.module_keys import load_master_key
 from edgeprov.device.modules import ModuleIdentities
 from edgeprov.device.render import check_rendered, render
 from edgeprov.device.services import SERVICE, agent_pid, service_manager
@@ -302,7 +304,9 @@ def _run(args: argparse.Namespace) -> int:
     with runtime_log(state.log) as log:
         for warning in loaded.warnings:
             log.warning("%s", warning)
-        agent = Agent(state, config, Provisioner(state, DpsClient(http)), ModuleIdentities(http), None, backoff, log)
+        modules = ModuleIdentities(http, load_master_key(state.master_key))
+        session = MqttHubSession(http, config.agent, log)
+        agent = Agent(state, config, Provisioner(state, DpsClient(http)), modules, session, backoff, log)
         asyncio.run(serve_until_signalled(agent))
     return 0
 

@@ -3,12 +3,13 @@
 The CLI (``edgeprov device …``) is a thin layer over these.
 """
 
-from edgeprov.device.agent import Agent, HubSession
+from edgeprov.device.agent import Agent, HubSession, SessionLink
 from edgeprov.device.applied import load_applied, record_applied
 from edgeprov.device.config import LoadedConfig, load_config, parse_config
 from edgeprov.device.dps_client import Assignment, DpsClient
+from edgeprov.device.hub_session import MqttHubSession, SessionSettings
 from edgeprov.device.identity import Provisioner, Trigger, should_reprovision
-from edgeprov.device.modules import ModuleIdentities
+from edgeprov.device.modules import ModuleIdentities, ModuleIdentity
 from edgeprov.device.settings import DeviceConfig, DeviceKey, DpsProvisioning, ManualProvisioning, ReprovisioningMode
 from edgeprov.device.state import AgentStatus, Identity, StateDir
 
@@ -25,8 +26,12 @@ __all__ = [
     "LoadedConfig",
     "ManualProvisioning",
     "ModuleIdentities",
+    "ModuleIdentity",
+    "MqttHubSession",
     "Provisioner",
     "ReprovisioningMode",
+    "SessionLink",
+    "SessionSettings",
     "StateDir",
     "Trigger",
     "load_applied",

@@ -2,12 +2,13 @@
 
 It gets the device's identity (from the backup without contacting the service, or from the
 provisioning service with backoff), makes sure the ``$edgeAgent`` and ``$edgeHub`` module
-identities exist in the hub, then hands over to the hub session. Nothing here exits on a network
-failure: every failure waits a bounded, jittered, growing delay and tries again.
+identities exist in the hub with keys derived on the device, then holds the hub session. Nothing
+here exits on a network failure: every failure waits a bounded, jittered, growing delay and tries
+again; the delay starts over once the session is connected.
 
-The hub session — MQTT with the device's key, the ``$edgeAgent`` twin, reconnecting — is one
-component behind :class:`HubSession`; it is not built yet (it needs the hub's MQTT endpoint), and
-until it is the agent says so in its status instead of pretending to be connected.
+The hub session (MQTT, ``device/hub_session.py``) is one component behind :class:`HubSession`. A
+session that drops is simply opened again; one the hub refuses sends the agent back to the module
+identities, or to the provisioning service, by ``auto_reprovisioning_mode`` (spec §3.5).
 """
 
 from __future__ import annotations
@@ -18,32 +19,38 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any, NoReturn, Protocol
 
 from edgeprov import __version__
 from edgeprov.device.backoff import Backoff, BackoffSettings
 from edgeprov.device.files import write_atomic, write_json
 from edgeprov.device.identity import Provisioner, Trigger, changes, should_reprovision
-from edgeprov.device.modules import EDGE_MODULES, ModuleIdentities
+from edgeprov.device.modules import EDGE_AGENT, EDGE_MODULES, ModuleIdentities, ModuleIdentity
 from edgeprov.device.settings import DeviceConfig, DeviceKey, DpsProvisioning, ReprovisioningMode
 from edgeprov.device.state import AgentStatus, Identity, Phase, StateDir, load_identity, save_status
 from edgeprov.errors import IdentityRejected, ProvisioningRefused, ServiceUnreachable
 
-NO_HUB_SESSION = "not available in this release: the MQTT hub session is not built yet"
+
+@dataclass(frozen=True, slots=True)
+class SessionLink:
+    """What the agent lends its hub session: the runtime's state, and where to say the session is up."""
+
+    status: Callable[[], AgentStatus]
+    connected: Callable[[str], None]
 
 
 class HubSession(Protocol):
     """The device's live connection to its hub.
 
-    ``run`` connects with the device's identity and key, reports the runtime's state (``status()``
-    gives the current one) in the ``$edgeAgent`` twin, and returns only by raising: :class:`ServiceUnreachable` when the
+    ``run`` connects with the device's identity and key and with ``$edgeAgent``'s module identity,
+    calls ``link.connected`` each time it is connected, reports the runtime's state (``link.status()``)
+    in the ``$edgeAgent`` twin, and returns only by raising: :class:`ServiceUnreachable` when the
     connection is lost or cannot be made (the agent waits and calls ``run`` again), or
-    :class:`IdentityRejected` when the hub refuses the credentials or the device is disabled
-    (the agent may provision again, by ``auto_reprovisioning_mode``).
+    :class:`IdentityRejected` when the hub refuses the credentials or the device is disabled.
     """
 
-    async def run(self, identity: Identity, key: DeviceKey, status: Callable[[], AgentStatus]) -> None: ...
+    async def run(self, identity: Identity, key: DeviceKey, agent: ModuleIdentity, link: SessionLink) -> NoReturn: ...
 
 
 class _SessionRejected(Exception):
@@ -59,7 +66,7 @@ class Agent:
         config: DeviceConfig,
         provisioner: Provisioner,
         modules: ModuleIdentities,
-        session: HubSession | None,
+        session: HubSession,
         backoff: BackoffSettings,
         log: logging.Logger,
     ) -> None:
@@ -70,7 +77,7 @@ class Agent:
         self._session = session
         self._backoff = backoff
         self._log = log
-        self.status = AgentStatus(os.getpid(), "starting", time.time(), hub_session="" if session else NO_HUB_SESSION)
+        self.status = AgentStatus(os.getpid(), "starting", time.time())
 
     async def run(self) -> None:
         """Run until cancelled (SIGTERM), then record that the agent stopped."""
@@ -133,19 +140,15 @@ class Agent:
             return identity
 
     # -- hub ---------------------------------------------------------------------------------------------
-    async def _serve(self, identity: Identity) -> None:
+    async def _serve(self, identity: Identity) -> NoReturn:
         backoff = Backoff(self._backoff)
         while True:
             try:
-                await self._connect(identity, backoff)
-            except ServiceUnreachable as exc:
-                delay = backoff.next_delay()
-                self._log.warning("Hub %s: %s; retrying in %.2f s", identity.hub, exc.message, delay)
-                self._publish(modules=Phase.RETRYING, modules_detail=exc.message)
+                agent = await self._module_identities(identity, backoff)
+                await self._hold_session(identity, agent, backoff)
             except (IdentityRejected, _SessionRejected) as exc:
                 trigger = Trigger.SESSION_CREDENTIALS if isinstance(exc, _SessionRejected) else Trigger.IDENTITY_ERROR
                 delay = backoff.next_delay()
-                self._publish(modules=Phase.RETRYING, modules_detail=exc.message)
                 dps = isinstance(self._config.provisioning, DpsProvisioning)
                 if dps and should_reprovision(self._config.auto_reprovisioning_mode, trigger):
                     self._log.warning("%s; provisioning again in %.2f s", exc.message, delay)
@@ -153,24 +156,48 @@ class Agent:
                     identity = await self._provision(fallback=None)
                     continue
                 self._log.warning("%s; retrying in %.2f s", exc.message, delay)
-            await asyncio.sleep(delay)
+                await asyncio.sleep(delay)
 
-    async def _connect(self, identity: Identity, backoff: Backoff) -> None:
-        key = self._config.provisioning.key
-        created = await self._modules.ensure(identity, key, EDGE_MODULES)
-        write_json(self._state.modules, {m.module_id: {"generationId": m.generation_id} for m in created})
-        if self.status.modules is not Phase.READY:
-            self._log.info("Module identities ready in hub %s: %s", identity.hub, ", ".join(EDGE_MODULES))
-        self._publish(modules=Phase.READY, modules_detail=", ".join(EDGE_MODULES))
-        backoff.reset()
-        if self._session is None:
-            self._log.info("Hub session %s", NO_HUB_SESSION)
-            await asyncio.Event().wait()  # until cancelled
-            return
-        try:
-            await self._session.run(identity, key, lambda: self.status)
-        except IdentityRejected as exc:
-            raise _SessionRejected(exc) from None
+    async def _module_identities(self, identity: Identity, backoff: Backoff) -> ModuleIdentity:
+        """``$edgeAgent``'s identity, once every module identity is in the hub with the device's keys."""
+        while True:
+            try:
+                created = await self._modules.ensure(identity, self._config.provisioning.key, EDGE_MODULES)
+            except ServiceUnreachable as exc:
+                delay = backoff.next_delay()
+                self._log.warning("Hub %s: %s; retrying in %.2f s", identity.hub, exc.message, delay)
+                self._publish(modules=Phase.RETRYING, modules_detail=exc.message)
+                await asyncio.sleep(delay)
+                continue
+            except IdentityRejected as exc:
+                self._publish(modules=Phase.RETRYING, modules_detail=exc.message)
+                raise
+            write_json(self._state.modules, {m.module_id: {"generationId": m.generation_id} for m in created})
+            if self.status.modules is not Phase.READY:
+                self._log.info("Module identities ready in hub %s: %s", identity.hub, ", ".join(EDGE_MODULES))
+            self._publish(modules=Phase.READY, modules_detail=", ".join(EDGE_MODULES))
+            return next(module for module in created if module.module_id == EDGE_AGENT)
+
+    async def _hold_session(self, identity: Identity, agent: ModuleIdentity, backoff: Backoff) -> NoReturn:
+        """Keep the hub session up; a drop waits and reconnects, a refusal goes back to the caller."""
+
+        def connected(detail: str) -> None:
+            backoff.reset()
+            self._log.info("Hub session: %s", detail)
+            self._publish(hub=Phase.READY, hub_detail=detail)
+
+        link = SessionLink(lambda: self.status, connected)
+        while True:
+            try:
+                await self._session.run(identity, self._config.provisioning.key, agent, link)
+            except ServiceUnreachable as exc:
+                delay = backoff.next_delay()
+                self._log.warning("Hub %s: %s; reconnecting in %.2f s", identity.hub, exc.message, delay)
+                self._publish(hub=Phase.RETRYING, hub_detail=exc.message)
+                await asyncio.sleep(delay)
+            except IdentityRejected as exc:
+                self._publish(hub=Phase.RETRYING, hub_detail=exc.message)
+                raise _SessionRejected(exc) from None
 
     def _publish(self, **fields: Any) -> None:
         self.status = replace(self.status, **fields)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
 import os
 import platform
@@ -19,12 +21,16 @@ from edgeprov import __version__
 from edgeprov.clock import iso
 from edgeprov.device.applied import applied_record
 from edgeprov.device.config import LoadedConfig, load_config
+from edgeprov.device.hub_session import MQTT_PORT
+from edgeprov.device.mqtt_client import open_tls
+from edgeprov.device.services import agent_pid
 from edgeprov.device.settings import DpsProvisioning
-from edgeprov.device.state import StateDir, load_identity, load_status
+from edgeprov.device.state import Phase, StateDir, load_identity, load_status
 from edgeprov.device.transport import HttpSettings
 from edgeprov.errors import EdgeprovError
 
 CLOCK_SKEW_WARNING = 10.0
+HANDSHAKE_TIMEOUT = 10.0
 CONFIGURATION = "Configuration checks"
 CONNECTIVITY = "Connectivity checks"
 
@@ -146,11 +152,40 @@ async def _hub(ctx: _Context) -> tuple[Outcome, list[str]]:
     return Outcome.OK, []
 
 
+async def _hub_mqtt(ctx: _Context) -> tuple[Outcome, list[str]]:
+    """TLS to the hub's MQTT port, without a CONNECT: one as the device would take over the agent's connection."""
+    identity = load_identity(ctx.state)
+    if identity is None:
+        raise _Skip
+    async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+        _, writer = await open_tls(identity.hub, MQTT_PORT, _settings(ctx).context())
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        await asyncio.wait_for(writer.wait_closed(), HANDSHAKE_TIMEOUT)
+    return Outcome.OK, []
+
+
+async def _hub_session(ctx: _Context) -> tuple[Outcome, list[str]]:
+    """The running agent's own word on its MQTT session: what the hub connection really is now."""
+    status = load_status(ctx.state)
+    if agent_pid(ctx.state) is None or status is None:
+        return Outcome.WARNING, ["the runtime is not running. Start it with 'edgeprov device system restart'."]
+    if status.hub is Phase.READY:
+        return Outcome.OK, [status.hub_detail]
+    return Outcome.ERROR, [
+        f"the runtime is not connected to its hub: {status.hub_detail or 'connecting'}",
+        "See 'edgeprov device system logs'.",
+    ]
+
+
 async def _handshake(ctx: _Context, authority: str) -> httpx.Response:
-    assert ctx.loaded is not None
-    config = ctx.loaded.config
-    async with HttpSettings(config.trust_bundle_cert, 10.0).client(authority) as client:
+    async with _settings(ctx).client(authority) as client:
         return await client.get("/")
+
+
+def _settings(ctx: _Context) -> HttpSettings:
+    assert ctx.loaded is not None
+    return HttpSettings(ctx.loaded.config.trust_bundle_cert, HANDSHAKE_TIMEOUT)
 
 
 CHECKS: tuple[tuple[str, str, str, Check, tuple[str, ...]], ...] = (
@@ -177,6 +212,20 @@ CHECKS: tuple[tuple[str, str, str, Check, tuple[str, ...]], ...] = (
         CONNECTIVITY,
         "host can connect to and perform TLS handshake with iothub HTTPS port",
         _hub,
+        ("identity-provisioned",),
+    ),
+    (
+        "host-connect-iothub-mqtt",
+        CONNECTIVITY,
+        "host can connect to and perform TLS handshake with iothub MQTT port",
+        _hub_mqtt,
+        ("identity-provisioned",),
+    ),
+    (
+        "hub-session-connected",
+        CONNECTIVITY,
+        "runtime is connected to its hub over MQTT",
+        _hub_session,
         ("identity-provisioned",),
     ),
 )

@@ -93,7 +93,7 @@ class DpsClient:
                     if time.monotonic() > deadline:
                         raise ServiceUnreachable(f"still assigning after {self._http.timeout:.0f} s")
         except httpx.HTTPError as exc:
-            raise unreachable(authority, exc) from None
+            raise unreachable(f"https://{authority}", exc) from None
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

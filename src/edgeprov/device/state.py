@@ -4,13 +4,14 @@
       config/applied.toml         the applied config.toml, its key replaced by the key file's URI
       config/applied.json         where it was applied from, the file's SHA-256, when
       keys/device-id              the device key, raw bytes, mode 0600
+      keys/master-id              the master key module keys are derived from (random, made once), mode 0600
       identity/device_info.json   the provisioning backup: hub, device id, the settings it came from
-      identity/modules.json       module identities created in the hub ($edgeAgent, $edgeHub)
+      identity/modules.json       module identities in the hub ($edgeAgent, $edgeHub): ids and generationIds
       run/agent.pid               the running agent's process id
       run/status.json             the agent's state, for `system status`, `list` and `check`
       logs/runtime.log            the runtime's own log, for `system logs`
 
-Every file is mode 0600; none holds a key but keys/device-id.
+Every file is mode 0600; none holds a key but those in keys/.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class StateDir:
     @property
     def key_file(self) -> Path:
         return self.root / "keys" / "device-id"
+
+    @property
+    def master_key(self) -> Path:
+        return self.root / "keys" / "master-id"
 
     @property
     def backup(self) -> Path:
@@ -129,7 +134,8 @@ class AgentStatus:
     identity_detail: str = ""
     modules: Phase = Phase.PENDING
     modules_detail: str = ""
-    hub_session: str = ""
+    hub: Phase = Phase.PENDING  # the MQTT session: READY while connected
+    hub_detail: str = ""
     stopped_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -138,7 +144,7 @@ class AgentStatus:
     @classmethod
     def from_json(cls, value: dict[str, Any]) -> AgentStatus | None:
         try:
-            phases = {name: Phase(value.get(name, Phase.PENDING)) for name in ("identity", "modules")}
+            phases = {name: Phase(value.get(name, Phase.PENDING)) for name in ("identity", "modules", "hub")}
             return cls(**{**value, **phases})
         except (TypeError, ValueError):
             return None

@@ -10,6 +10,7 @@ from edgeprov.device.state import Phase, StateDir, load_identity, load_status
 
 RUNNING = "Running"
 READY = "Ready"
+HUB_CONNECTION = "hub-connection"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,8 @@ class ModuleRow:
 
 
 def service_states(state: StateDir) -> list[ServiceState]:
-    """The agent process, the device identity, the module identities: Running, Ready or Down - why."""
+    """The agent process, the device identity, the module identities, the live hub session: Running, Ready
+    or Down - why."""
     status = load_status(state)
     running = agent_pid(state) is not None
     if not running or status is None:
@@ -41,11 +43,13 @@ def service_states(state: StateDir) -> list[ServiceState]:
             ServiceState(SERVICE, "Down - not running"),
             ServiceState("identity", identity),
             ServiceState("modules", modules),
+            ServiceState(HUB_CONNECTION, "Down - the runtime is not running"),
         ]
     return [
         ServiceState(SERVICE, RUNNING),
         ServiceState("identity", _phase(status.identity, status.identity_detail)),
         ServiceState("modules", _phase(status.modules, status.modules_detail)),
+        ServiceState(HUB_CONNECTION, _phase(status.hub, status.hub_detail)),
     ]
 
 

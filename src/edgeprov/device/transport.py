@@ -1,4 +1,4 @@
-"""HTTPS as the runtime speaks it: the system's trust store plus the ``trust_bundle_cert`` CA."""
+"""TLS as the runtime speaks it (HTTPS and MQTT): the system's trust store plus the ``trust_bundle_cert`` CA."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ class HttpSettings:
         return httpx.AsyncClient(base_url=f"https://{authority}", verify=self.context(), timeout=self.timeout)
 
 
-def unreachable(authority: str, exc: httpx.HTTPError) -> ServiceUnreachable:
+def unreachable(url: str, exc: Exception) -> ServiceUnreachable:
     """Name the failure the way a user can act on: TLS trust, refused connection, timeout."""
     text = str(exc) or type(exc).__name__
     if "CERTIFICATE_VERIFY_FAILED" in text:
         text = f"the server's certificate is not trusted ({text}); set trust_bundle_cert to the service's CA"
-    return ServiceUnreachable(f"cannot reach https://{authority}: {text}")
+    return ServiceUnreachable(f"cannot reach {url}: {text}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 PROTOCOL_NAME = b"MQTT"
@@ -50,7 +50,7 @@ class Will:
 class Connect:
     client_id: str
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # a SAS token: never in a log line
     clean_session: bool = True
     keep_alive: int = 60
     will: Will | None = None

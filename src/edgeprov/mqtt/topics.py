@@ -1,7 +1,8 @@
 """The hub's and the provisioning service's MQTT topics (spec/hub-protocol.md §1.2, dps-protocol.md §3.2).
 
 Inbound topics are parsed into small values; ids in topics are never percent-encoded, property
-values always are. ``$rid`` is echoed exactly as the device sent it.
+values always are. ``$rid`` is echoed exactly as the device sent it. Both ends are here: what the
+gateway parses and answers, and what the device runtime sends and parses back.
 """
 
 from __future__ import annotations
@@ -55,6 +56,20 @@ class MethodResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class TwinResponse:
+    """The hub's answer to a twin GET or reported PATCH (``$version`` only after a PATCH)."""
+
+    status: int
+    rid: str
+    version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredPush:
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class DpsRegister:
     rid: str
 
@@ -66,6 +81,7 @@ class DpsPoll:
 
 
 HubTopic = Telemetry | TwinGet | ReportedPatch | MethodResponse
+TwinTopic = TwinResponse | DesiredPush
 DpsTopic = DpsRegister | DpsPoll
 
 
@@ -183,6 +199,37 @@ def twin_response(status: int, rid: str, version: int | None = None) -> str:
 
 def desired_topic(version: int) -> str:
     return f"{DESIRED_PREFIX}?$version={version}"
+
+
+# -- the device's side of the twin topics ----------------------------------------------------------------
+def twin_get(rid: str) -> str:
+    return f"{TWIN_PREFIX}GET/?$rid={rid}"
+
+
+def reported_patch(rid: str) -> str:
+    return f"{TWIN_PREFIX}PATCH/properties/reported/?$rid={rid}"
+
+
+def parse_twin_topic(topic: str) -> TwinTopic:
+    """What the hub publishes to a twin client: a response, or a desired-properties push."""
+    if topic.startswith(DESIRED_PREFIX):
+        return DesiredPush(_version(_query(topic, len(DESIRED_PREFIX)).get("$version"), topic))
+    responses = TWIN_PREFIX + "res/"
+    if topic.startswith(responses):
+        slash = topic.find("/", len(responses))
+        status = topic[len(responses) : slash] if slash > 0 else ""
+        if not _STATUS.fullmatch(status):
+            raise TopicError(f"twin response {topic[:200]!r} has no numeric status")
+        rid, fields = _rid(topic, slash + 1)
+        version = fields.get("$version")
+        return TwinResponse(int(status), rid, None if version is None else _version(version, topic))
+    raise TopicError(f"{topic[:200]!r} is not a twin response or desired-properties push")
+
+
+def _version(value: str | None, topic: str) -> int:
+    if value is None or not _STATUS.fullmatch(value):
+        raise TopicError(f"{topic[:200]!r} has no numeric $version")
+    return int(value)
 
 
 def method_request(name: str, rid: str) -> str:
