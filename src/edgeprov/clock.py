@@ -19,8 +19,12 @@ class SystemClock:
         return time.time()
 
 
-@lru_cache(maxsize=256)  # one registration formats the same instant four times
 def iso(timestamp: float) -> str:
     """UTC ISO-8601 with milliseconds and ``Z``, the form the cloud's APIs use."""
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    seconds = int(timestamp // 1)
+    return f"{_iso_seconds(seconds)}.{int((timestamp - seconds) * 1000):03d}Z"
+
+
+@lru_cache(maxsize=64)  # every registration formats "now": the date part changes once a second
+def _iso_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")

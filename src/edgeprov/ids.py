@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import secrets
 
@@ -59,10 +61,24 @@ def check_module_id(value: str) -> str:
     return check_device_id(value, what="module id")
 
 
+_ids = random.Random(secrets.randbits(128))
+# Worker processes are forked: each must draw its own sequence, not its parent's.
+os.register_at_fork(after_in_child=lambda: _ids.seed(secrets.randbits(128)))
+
+
 def new_guid() -> str:
-    """A random GUID-shaped id; cheaper than building a uuid.UUID on every registration."""
-    h = secrets.token_hex(16)
+    """A random GUID-shaped id for etags and operations.
+
+    These name things and guard nothing (an operation's poll needs the device's own token), so
+    they come from a seeded non-cryptographic generator: a system call per id cost more than
+    anything else in making one.
+    """
+    h = f"{_ids.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_hex(digits: int) -> str:
+    return f"{_ids.getrandbits(digits * 4):0{digits}x}"
 
 
 def new_id_scope() -> str:

@@ -8,7 +8,6 @@ the device hears back.
 
 from __future__ import annotations
 
-import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -56,7 +55,7 @@ from edgeprov.errors import BadRequest, EdgeprovError, OperationNotFound, Regist
 from edgeprov.hub import registry
 from edgeprov.hub.model import Device
 from edgeprov.hub.twin import Twin
-from edgeprov.ids import RegistrationId, new_guid
+from edgeprov.ids import RegistrationId, new_guid, new_hex
 from edgeprov.jsonutil import dumps
 from edgeprov.store.base import Store, Tx
 from edgeprov.types import JsonObject
@@ -171,7 +170,7 @@ def apply_plan(tx: Tx, plan: AssignmentPlan, keys: tuple[str, str], iot_edge: bo
 
 
 def new_operation_id() -> str:
-    return f"5.{secrets.token_hex(8)}.{new_guid()}"
+    return f"5.{new_hex(16)}.{new_guid()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +178,8 @@ class _Config:
     version: int
     groups: tuple[GroupKeys, ...]
     linked: tuple[LinkedHub, ...]
+    # A fleet on enrollment groups alone spares every registration the individual lookup.
+    has_individuals: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +294,11 @@ class Provisioning:
 
     async def _current(self, registration_key: str) -> tuple[_Config, Enrollment | None]:
         """The enrollment groups and linked hubs, and the individual enrollment of this registration id."""
+        config = await self._groups()
+        if not config.has_individuals:
+            return config, None
         individual = await self._store.read(lambda tx: tx.get_enrollment(EnrollmentKind.INDIVIDUAL, registration_key))
-        return await self._groups(), individual
+        return config, individual
 
     async def _groups(self) -> _Config:
         """Enrollment groups and linked hubs, cached until the configuration version moves."""
@@ -583,7 +587,8 @@ def _pick_enrollment(
 
 def _load_config(tx: Tx, version: int) -> _Config:
     groups = tx.list_enrollments(EnrollmentKind.GROUP, "", 1_000_000)
-    return _Config(version, tuple(GroupKeys.of(g) for g in groups), tuple(tx.list_linked_hubs()))
+    individuals = bool(tx.list_enrollments(EnrollmentKind.INDIVIDUAL, "", 1))
+    return _Config(version, tuple(GroupKeys.of(g) for g in groups), tuple(tx.list_linked_hubs()), individuals)
 
 
 def _check_body(body: JsonObject, registration_id: str) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from edgeprov.clock import NEVER, iso
+from edgeprov.ids import new_hex
 from edgeprov.types import JsonObject
 
 EDGE_AGENT = "$edgeAgent"
@@ -28,7 +28,7 @@ class AuthType(StrEnum):
 
 
 def new_generation_id() -> str:
-    return f"{secrets.randbelow(10**18):018d}"
+    return f"{int(new_hex(15), 16) % 10**18:018d}"
 
 
 def counter_etag(counter: int) -> str:
