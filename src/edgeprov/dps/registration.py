@@ -61,8 +61,9 @@ from edgeprov.store.base import Store, Tx
 from edgeprov.types import JsonObject
 
 DISABLED_CODE = 401010
-# Decided operations each worker keeps for polls: a few minutes of a fast roll-out, bounded memory.
-RECENT_OPERATIONS = 16_384
+# Decided operations each worker keeps for the polls that follow (seconds of a fast roll-out); older
+# ones are answered from the database. Bounded so memory does not grow with the fleet.
+RECENT_OPERATIONS = 4_096
 
 
 @dataclass(frozen=True, slots=True)
