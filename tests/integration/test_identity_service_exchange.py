@@ -51,7 +51,7 @@ def test_identity_service_register_and_poll_exchange(server: Server) -> None:
         f"{base}/register?api-version=2021-06-01",
         {"Content-Type": "application/json", "Authorization": authorization},
         json.dumps({"registrationId": registration_id}).encode(),
-    )
+    )  # identityd's exact request: these two headers and Host, nothing else
     assert status == 202, body
     assert "application/json" in headers["content-type"]
     assert isinstance(body["operationId"], str)
@@ -74,6 +74,13 @@ def test_identity_service_register_and_poll_exchange(server: Server) -> None:
     assert twin["capabilities"] == {"iotEdge": True}
 
 
+def _json_call(server: Server, method: str, path: str, authorization: str, registration_id: str) -> tuple[int, Any]:
+    """A call with identityd's two headers and the DeviceRegistration body."""
+    headers = {"Content-Type": "application/json", "Authorization": authorization}
+    status, _, body = _exchange(server, method, path, headers, json.dumps({"registrationId": registration_id}).encode())
+    return status, body
+
+
 @pytest.mark.spec("dps-protocol.md §1.3")
 def test_registration_status_lookup(server: Server) -> None:
     group = create_group(server.dps())
@@ -82,29 +89,11 @@ def test_registration_status_lookup(server: Server) -> None:
         f"{server.id_scope}/registrations/{registration_id}", group.device_key(registration_id)
     )
     base = f"/{server.id_scope}/registrations/{registration_id}"
-    status, _, body = _exchange(
-        server,
-        "POST",
-        f"{base}?api-version=2021-06-01",
-        {"Content-Type": "application/json", "Authorization": authorization},
-        json.dumps({"registrationId": registration_id}).encode(),
-    )
+    status, body = _json_call(server, "POST", f"{base}?api-version=2021-06-01", authorization, registration_id)
     assert status == 404
     assert body["errorCode"] == 404202
-    _exchange(
-        server,
-        "PUT",
-        f"{base}/register?api-version=2021-06-01",
-        {"Content-Type": "application/json", "Authorization": authorization},
-        json.dumps({"registrationId": registration_id}).encode(),
-    )
-    status, _, body = _exchange(
-        server,
-        "POST",
-        f"{base}?api-version=2021-06-01",
-        {"Content-Type": "application/json", "Authorization": authorization},
-        json.dumps({"registrationId": registration_id}).encode(),
-    )
+    _json_call(server, "PUT", f"{base}/register?api-version=2021-06-01", authorization, registration_id)
+    status, body = _json_call(server, "POST", f"{base}?api-version=2021-06-01", authorization, registration_id)
     assert status == 200
     assert body["status"] == "assigned"
     assert body["registrationId"] == registration_id

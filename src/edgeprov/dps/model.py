@@ -9,7 +9,7 @@ from typing import Any
 from edgeprov import sas
 from edgeprov.clock import iso
 from edgeprov.errors import BadRequest
-from edgeprov.hub.twin import check_collection
+from edgeprov.hub.twin import check_collection, writable
 from edgeprov.ids import check_device_id, check_registration_id, new_guid
 from edgeprov.types import JsonObject
 
@@ -63,11 +63,6 @@ def _bool(body: JsonObject, name: str, default: bool) -> bool:
     return value
 
 
-def _strip_twin_metadata(collection: JsonObject) -> JsonObject:
-    # .NET TwinState examples send $metadata/$version inside tags and desired (§5.3).
-    return {k: v for k, v in collection.items() if not k.startswith("$")}
-
-
 @dataclass(frozen=True, slots=True)
 class InitialTwin:
     tags: JsonObject = field(default_factory=dict)
@@ -79,8 +74,9 @@ class InitialTwin:
             return cls()
         if not isinstance(body, dict):
             raise BadRequest("'initialTwin' must be a JSON object")
-        tags = _strip_twin_metadata(_object(body, "tags"))
-        desired = _strip_twin_metadata(_object(_object(body, "properties"), "desired"))
+        # .NET TwinState examples send $metadata/$version inside tags and desired (§5.3).
+        tags = writable(_object(body, "tags"))
+        desired = writable(_object(_object(body, "properties"), "desired"))
         return cls(tags, desired)
 
     def to_json(self) -> JsonObject:
