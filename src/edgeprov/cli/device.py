@@ -22,7 +22,7 @@ from edgeprov.device.check import CheckResult, Outcome, as_json, run_checks
 from edgeprov.device.config import DEFAULT_CONFIG_PATH, load_config
 from edgeprov.device.document import ConfigWarning
 from edgeprov.device.dps_client import DpsClient
-from edgeprov.device.files import PRIVATE_FILE, write_atomic
+from edgeprov.device.files import PRIVATE_FILE, refuse_overwrite, write_atomic
 from edgeprov.device.hub_session import MqttHubSession
 from edgeprov.device.identity import Provisioner, changes
 from edgeprov.device.legacy import DEFAULT_LEGACY_PATH, import_legacy
@@ -131,12 +131,13 @@ def _provision_if_changed(state: StateDir, config: DeviceConfig, log: logging.Lo
 def _import(args: argparse.Namespace) -> int:
     source = Path(args.config or DEFAULT_LEGACY_PATH)
     target = Path(args.output or DEFAULT_CONFIG_PATH)
-    if target.exists() and not args.force:
-        raise CliError(
-            f"File {target} already exists. Azure IoT Edge has already been configured.\n\n"
-            f"To have the configuration take effect, run:\n\n    sudo edgeprov device config apply -c '{target}'\n\n"
-            "To replace it with the imported configuration, run this command again with --force."
-        )
+    refuse_overwrite(
+        target,
+        args.force,
+        f"File {target} already exists. Azure IoT Edge has already been configured.\n\n"
+        f"To have the configuration take effect, run:\n\n    sudo edgeprov device config apply -c '{target}'\n\n"
+        "To replace it with the imported configuration, run this command again with --force.",
+    )
     document = import_legacy(source)
     text = f"# Imported from {source} by `edgeprov device config import`.\n\n" + tomli_w.dumps(document)
     write_atomic(target, text.encode(), PRIVATE_FILE)
@@ -160,8 +161,8 @@ def _render(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     target = Path(args.output)
-    if target.exists() and not args.force:
-        raise CliError(f"File {target} already exists; run this command again with --force to replace it.")
+    message = f"File {target} already exists; run this command again with --force to replace it."
+    refuse_overwrite(target, args.force, message)
     write_atomic(target, text.encode(), PRIVATE_FILE)
     print(f"Wrote {target} for registration ID {args.registration_id}.")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -81,9 +81,6 @@ class InitialTwin:
 
     def to_json(self) -> JsonObject:
         return {"tags": self.tags, "properties": {"desired": self.desired}}
-
-    def is_empty(self) -> bool:
-        return not self.tags and not self.desired
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +249,6 @@ class Enrollment:
         if self.custom_allocation:
             body["customAllocationDefinition"] = self.custom_allocation.to_json()
         return body
-
-    def with_keys(self, primary: str, secondary: str, now: float) -> Enrollment:
-        return replace(self, primary_key=primary, secondary_key=secondary, etag=new_etag(), updated=now)
 
 
 def _attestation_keys(attestation: Any, existing: Enrollment | None) -> tuple[str, str]:
