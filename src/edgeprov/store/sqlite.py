@@ -32,6 +32,7 @@ from edgeprov.dps.model import (
     LinkedHub,
     Operation,
     RegistrationRecord,
+    RegistrationStatus,
 )
 from edgeprov.errors import InternalError
 from edgeprov.hub.configuration import Configuration
@@ -510,7 +511,7 @@ def _connection(row: tuple[Any, ...]) -> Connection:
 class _StoredOperation:
     registration_key: str
     enrollment: str
-    status: Any
+    status: RegistrationStatus
     created: float
 
 
