@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from edgeprov import sas
@@ -63,16 +63,19 @@ class GroupKeys:
     enrollment: Enrollment
     primary: bytes
     secondary: bytes
+    _derive_primary: sas.DeviceKeyDeriver = field(repr=False, compare=False)
+    _derive_secondary: sas.DeviceKeyDeriver = field(repr=False, compare=False)
 
     @classmethod
     def of(cls, enrollment: Enrollment) -> GroupKeys:
-        return cls(enrollment, sas.decode_key(enrollment.primary_key), sas.decode_key(enrollment.secondary_key))
+        primary, secondary = sas.decode_key(enrollment.primary_key), sas.decode_key(enrollment.secondary_key)
+        return cls(enrollment, primary, secondary, sas.DeviceKeyDeriver(primary), sas.DeviceKeyDeriver(secondary))
 
     def credentials(self, registration_id: str) -> Credentials:
         return Credentials(
             self.enrollment,
-            sas.derive_device_key(self.primary, registration_id),
-            sas.derive_device_key(self.secondary, registration_id),
+            self._derive_primary.derive(registration_id),
+            self._derive_secondary.derive(registration_id),
         )
 
     def raw_signs(self, token: sas.SasToken) -> bool:
