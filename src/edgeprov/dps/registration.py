@@ -57,6 +57,7 @@ from edgeprov.hub.model import Device
 from edgeprov.hub.twin import Twin
 from edgeprov.ids import RegistrationId, new_guid, new_hex
 from edgeprov.jsonutil import dumps
+from edgeprov.sas import SasToken, same_token
 from edgeprov.store.base import Store, Tx
 from edgeprov.types import JsonObject
 
@@ -216,6 +217,16 @@ class Simulation:
 
 
 @dataclass(frozen=True, slots=True)
+class _Decided:
+    """A decided operation, with the token that registered it, kept for the device's poll."""
+
+    operation: Operation
+    credentials: Credentials
+    authorization: str
+    token: SasToken
+
+
+@dataclass(frozen=True, slots=True)
 class _Registration:
     """One authentic register call on its way into the write transaction."""
 
@@ -252,7 +263,7 @@ class Provisioning:
         self._webhooks = webhooks
         self.settings = settings
         self._config: _Config | None = None
-        self._recent: OrderedDict[str, tuple[Operation, Credentials]] = OrderedDict()
+        self._recent: OrderedDict[str, _Decided] = OrderedDict()
 
     # -- register ----------------------------------------------------------------------------------
     async def register(self, request: RegisterRequest) -> Operation:
@@ -261,7 +272,7 @@ class Provisioning:
         try:
             registration_id = RegistrationId(request.registration_id)
             _check_body(request.body, registration_id)
-            credentials, config = await self._attest(request, registration_id, now)
+            token, credentials, config = await self._attest(request, registration_id, now)
         except EdgeprovError as exc:
             await self._log_refusal(request, registration_id, exc, now)
             raise
@@ -272,18 +283,18 @@ class Provisioning:
         registration = _Registration(request, registration_id, credentials, config.linked, allocation, now)
         initial = self._prepare_initial(registration)
         operation = await self._store.write(partial(self._commit, registration, initial))
-        self._remember(operation, credentials)
+        self._remember(_Decided(operation, credentials, request.authorization or "", token))
         return operation
 
-    def _remember(self, operation: Operation, credentials: Credentials) -> None:
+    def _remember(self, decided: _Decided) -> None:
         """Keep a decided operation's answer for the device's poll, which usually comes back to this worker."""
-        self._recent[operation.operation_id] = (operation, credentials)
+        self._recent[decided.operation.operation_id] = decided
         if len(self._recent) > RECENT_OPERATIONS:
             self._recent.popitem(last=False)
 
     async def _attest(
         self, request: RegisterRequest, registration_id: RegistrationId, now: float
-    ) -> tuple[Credentials, _Config]:
+    ) -> tuple[SasToken, Credentials, _Config]:
         token = parse_token(request.authorization)
         check_resource(token, self.settings.id_scope, registration_id)
         if request.id_scope.lower() != self.settings.id_scope.lower():
@@ -291,7 +302,7 @@ class Provisioning:
         config, individual = await self._current(registration_id.key)
         credentials = attest(token, registration_id, individual, config.groups)
         check_expiry(token, now, self.settings.clock_skew, credentials.enrollment)
-        return credentials, config
+        return token, credentials, config
 
     async def _current(self, registration_key: str) -> tuple[_Config, Enrollment | None]:
         """The enrollment groups and linked hubs, and the individual enrollment of this registration id."""
@@ -422,8 +433,13 @@ class Provisioning:
         """The operation's state; its token must still prove the registration's enrollment."""
         key = RegistrationId(registration_id).key
         recent = self._recent.get(operation_id)
-        if recent is not None and recent[0].registration_key == key:
-            operation, credentials = recent
+        if recent is not None and recent.operation.registration_key == key:
+            if authorization is not None and same_token(authorization, recent.authorization):
+                # The very token attestation verified moments ago (clients poll with the token they
+                # registered with): only its expiry can have changed since.
+                check_expiry(recent.token, self._clock.now(), self.settings.clock_skew, recent.credentials.enrollment)
+                return recent.operation
+            operation, credentials = recent.operation, recent.credentials
         else:
             operation = await self._stored_operation(key, registration_id, operation_id)
             found = await self._credentials(operation.enrollment, registration_id)
