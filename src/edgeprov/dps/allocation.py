@@ -60,7 +60,7 @@ def candidates(enrollment: Enrollment, linked: Sequence[LinkedHub]) -> list[Link
 def allocate(policy: AllocationPolicy, registration_id: str, hubs: Sequence[LinkedHub]) -> str:
     if not hubs:
         raise AllocationFailed("no linked hub is available for allocation (edgeprov dps linked-hub create)")
-    if policy is AllocationPolicy.STATIC:
+    if policy is AllocationPolicy.STATIC or len(hubs) == 1:
         return hubs[0].hostname
     return weighted_rendezvous(registration_id, hubs)
 

@@ -21,9 +21,8 @@ def new_sas_device(device_id: str, keys: tuple[str, str], iot_edge: bool, now: f
 
 def create_device(tx: Tx, hub: str, device: Device, twin: Twin, now: float) -> bool:
     """Store a new device with its twin (and an edge device's system modules); False if it exists."""
-    if tx.get_device(hub, device.device_id) is not None:
+    if not tx.add_device(hub, device):
         return False
-    tx.put_device(hub, device)
     tx.put_twin(hub, twin)
     if device.iot_edge:
         ensure_edge_modules(tx, hub, device.device_id, now)

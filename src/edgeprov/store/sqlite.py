@@ -275,6 +275,13 @@ class SqliteTx:
             (hub, device.device_id, device.enabled, self._codec.encode(device)),
         )
 
+    def add_device(self, hub: str, device: Device) -> bool:
+        inserted = self._db.execute(
+            "INSERT INTO devices (hub, id, enabled, doc) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (hub, device.device_id, device.enabled, self._codec.encode(device)),
+        )
+        return inserted.rowcount == 1
+
     def delete_device(self, hub: str, device_id: str) -> bool:
         deleted = self._db.execute("DELETE FROM devices WHERE hub = ? AND id = ?", (hub, device_id)).rowcount > 0
         self._db.execute("DELETE FROM modules WHERE hub = ? AND device = ?", (hub, device_id))
@@ -671,21 +678,9 @@ class _GroupCommitWriter:
             self._conn.execute("BEGIN IMMEDIATE")
         _settle(self._commit(batch))
 
-    def _commit(
-        self, batch: list[tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]]
-    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        self._tx.config_changed = False
+    def _commit(self, batch: list[tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]]) -> list[_Outcome]:
         try:
-            for fn, future in batch:
-                self._conn.execute("SAVEPOINT op")
-                try:
-                    outcomes.append((future, fn(self._tx), None))
-                    self._conn.execute("RELEASE op")
-                except Exception as exc:
-                    self._conn.execute("ROLLBACK TO op")
-                    self._conn.execute("RELEASE op")
-                    outcomes.append((future, None, exc))
+            outcomes = self._run_batch(batch)
             self._conn.execute("COMMIT")
             if self._tx.config_changed:
                 self._version.publish(self._tx.config_version())
@@ -696,8 +691,42 @@ class _GroupCommitWriter:
             outcomes = [(future, None, failure) for _, future in batch]
         return outcomes
 
+    def _run_batch(self, batch: list[tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]]) -> list[_Outcome]:
+        """Run the batch's functions; one that raises leaves no trace and fails alone.
 
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+        Most batches are all successes, so they run under one savepoint instead of one per
+        function (two statements each); only when one raises is the batch rolled back to it (the
+        write lock stays held) and run again, each function under its own savepoint.
+        """
+        outcomes: list[_Outcome] = []
+        self._tx.config_changed = False
+        self._conn.execute("SAVEPOINT batch")
+        try:
+            outcomes.extend((future, fn(self._tx), None) for fn, future in batch)
+        except Exception:
+            self._conn.execute("ROLLBACK TO batch")
+        else:
+            return outcomes
+        finally:
+            self._conn.execute("RELEASE batch")
+        outcomes.clear()
+        self._tx.config_changed = False
+        for fn, future in batch:
+            self._conn.execute("SAVEPOINT op")
+            try:
+                outcomes.append((future, fn(self._tx), None))
+                self._conn.execute("RELEASE op")
+            except Exception as exc:
+                self._conn.execute("ROLLBACK TO op")
+                self._conn.execute("RELEASE op")
+                outcomes.append((future, None, exc))
+        return outcomes
+
+
+_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
     for future, value, error in outcomes:
         if future.cancelled():
             continue
