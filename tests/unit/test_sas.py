@@ -96,3 +96,21 @@ def test_generated_keys_are_64_random_bytes() -> None:
     first, second = sas.generate_key(), sas.generate_key()
     assert len(base64.b64decode(first)) == 64
     assert first != second
+
+
+@pytest.mark.spec("dps-protocol.md §2.4")
+def test_deriver_matches_the_one_shot_derivation() -> None:
+    group = base64.b64decode("8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw==")
+    deriver = sas.DeviceKeyDeriver(group)
+    for registration_id in ("sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6", "edge-device-01", "Ünïcode-device"):
+        assert deriver.derive(registration_id) == sas.derive_device_key(group, registration_id)
+    assert base64.b64encode(deriver.derive("sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6")).decode() == (
+        "Jsm0lyGpjaVYVP2g3FnmnmG9dI/9qU24wNoykUmermc="
+    )
+
+
+def test_same_token_compares_whole_tokens() -> None:
+    token = CLIENT_TOKENS["node"]
+    assert sas.same_token(token, token)
+    assert not sas.same_token(token, token[:-1])
+    assert not sas.same_token(token[:-1] + "1", token)
