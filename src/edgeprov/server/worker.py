@@ -31,6 +31,7 @@ from edgeprov.hub.service import HubService
 from edgeprov.mqtt.gateway import Gateway
 from edgeprov.mqtt.listener import listen_tls, serve_websocket
 from edgeprov.server.bootstrap import open_store
+from edgeprov.server.http import OneWritePerTurnProtocol
 from edgeprov.server.settings import ServerSettings
 from edgeprov.server.webhook import HttpWebhookCaller
 from edgeprov.store.base import Store, Tx
@@ -112,7 +113,7 @@ async def serve(settings: ServerSettings, sockets: Sockets) -> None:
         lifespan="off",
         log_level="warning",
         access_log=False,
-        http="httptools",
+        http=OneWritePerTurnProtocol,
         ws="websockets-sansio",
         ws_max_size=1024 * 1024,
         loop="none",
