@@ -7,7 +7,9 @@ derived key and a SAS token per device, and drives ``bench/loadgen.c`` (compiled
 one epoll thread, OpenSSL, full certificate verification, no session reuse): each device sends its
 register request and polls its operation once, as the official clients do. With
 ``--new-connections`` every device opens its own TLS connection (a full handshake), as real
-devices do.
+devices do. The client side of a handshake costs OpenSSL 3.0 twice the server side's
+instructions; no TLS library packaged for Debian does it for much less (``loadgen.c`` gives the
+figures, ``bench/handshake_cost/measure.sh`` measures them).
 
 In the same run it starts a minimal reference app on the same stack (uvicorn, uvloop, httptools,
 the same certificate and ciphers, the same worker count) that only verifies a SAS token and
