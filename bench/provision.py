@@ -1,6 +1,6 @@
 """Registrations per second through the HTTPS device API, against a reference on the same stack.
 
-    .venv/bin/python bench/provision.py [--devices 10000] [--clients 64] [--workers 2] [--new-connections]
+    .venv/bin/python -m bench.provision [--devices 50000] [--clients 64] [--workers 2] [--rounds 3] [--new-connections]
 
 Starts ``edgeprov serve`` (SQLite, ``--workers``), creates one enrollment group, pre-computes a
 derived key and a SAS token per device, and drives ``bench/loadgen.c`` (compiled on first use:
@@ -14,8 +14,13 @@ figures, ``bench/handshake_cost/measure.sh`` measures them).
 In the same run it starts a minimal reference app on the same stack (uvicorn, uvloop, httptools,
 the same certificate and ciphers, the same worker count) that only verifies a SAS token and
 answers 202, drives it with the same load generator and concurrency, and prints our
-registrations/s as a ratio of its requests/s. The reference run also shows the load generator is
-not the limit: it drives the reference far faster than the server registers.
+registrations/s as a ratio of its requests/s. The reference also shows the load generator is not
+the limit: it drives the reference far faster than the server registers.
+
+The machine is shared and its speed drifts by tens of percent within minutes, so the two are
+measured in alternation: ``--rounds`` segments of our load (the devices split evenly), each
+between two segments of the reference's; a round's ratio is its registrations/s over the mean of
+the reference segments on either side, and the figures printed are the medians over the rounds.
 
 Then it kills the server with SIGKILL under load, restarts it, and checks that every registration
 the server acknowledged (202) is stored.
@@ -31,9 +36,11 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,7 +68,6 @@ class Load:
     seconds: float
     p50: float
     p99: float
-    peak_rss_mb: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -180,22 +186,10 @@ def write_devices(path: Path, scope: str, group_key: str, devices: int, prefix: 
     return path
 
 
-def drive(
-    port: int,
-    ca: Path,
-    scope: str,
-    devices: Path,
-    clients: int,
-    mode: str,
-    acked: Path | None = None,
-    server_pid: int | None = None,
-) -> Load:
-    memory = PeakMemory(server_pid) if server_pid else None
+def drive(port: int, ca: Path, scope: str, devices: Path, clients: int, mode: str) -> Load:
     args = [str(loadgen()), "localhost", str(port), str(ca), scope, str(devices), str(clients), mode]
-    out = subprocess.run([*args, *([str(acked)] if acked else [])], capture_output=True, text=True, check=True)
-    report = json.loads(out.stdout)
-    peak = memory.stop() if memory else 0.0
-    return Load(report["registrations"], report["failures"], report["seconds"], report["p50"], report["p99"], peak)
+    report = json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+    return Load(report["registrations"], report["failures"], report["seconds"], report["p50"], report["p99"])
 
 
 @contextlib.contextmanager
@@ -215,11 +209,6 @@ def reference_app(workers: int, data: Path, scope: str, group_key: str) -> Itera
     finally:
         app.terminate()
         app.wait(timeout=30)
-
-
-def run_reference(args: argparse.Namespace, data: Path, scope: str, group_key: str, devices: Path, mode: str) -> Load:
-    with reference_app(args.workers, data, scope, group_key) as port:
-        return drive(port, data / "ca.pem", scope, devices, args.clients, mode)
 
 
 def kill_tree(server: subprocess.Popen[bytes]) -> None:
@@ -267,57 +256,103 @@ def durability(
     return len(acknowledged & stored), len(acknowledged)
 
 
+@dataclass(frozen=True)
+class Round:
+    ours: Load
+    reference: float  # mean requests/s of the reference segments before and after
+
+    @property
+    def ratio(self) -> float:
+        return self.ours.rate / self.reference
+
+
+def alternate(
+    args: argparse.Namespace, data: Path, port: int, scope: str, group_key: str, work: Path
+) -> tuple[list[Round], float]:
+    """Our rounds, each between two reference segments; returns them and our server's peak memory."""
+    mode = "new" if args.new_connections else "keepalive"
+    reference_mode = "reference-new" if args.new_connections else "reference"
+    sizes = [args.devices // args.rounds + (n < args.devices % args.rounds) for n in range(args.rounds)]
+    chunks = [
+        write_devices(work / f"devices-{n}.txt", scope, group_key, size, f"bench{os.getpid()}-{n}")
+        for n, size in enumerate(sizes)
+    ]
+    reference_devices = write_devices(
+        work / "reference.txt", scope, group_key, REFERENCE_REQUESTS // (args.rounds + 1), "reference"
+    )
+    with (
+        reference_app(args.workers, data, scope, group_key) as reference_port,
+        edgeprov_server(data, port, args.workers) as server,
+    ):
+        memory = PeakMemory(server.pid)
+
+        def reference() -> float:
+            return drive(reference_port, data / "ca.pem", scope, reference_devices, args.clients, reference_mode).rate
+
+        before = reference()
+        rounds = []
+        for chunk in chunks:
+            ours = drive(port, data / "ca.pem", scope, chunk, args.clients, mode)
+            after = reference()
+            rounds.append(Round(ours, (before + after) / 2))
+            before = after
+        return rounds, memory.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=50_000)
     parser.add_argument("--clients", type=int, default=64, help="devices registering at once")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="segments of our load, alternating with the reference")
     parser.add_argument("--new-connections", action="store_true", help="one TLS connection per device")
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="edgeprov-bench-"))
     data, port = work / "data", free_port()
-    mode = "new" if args.new_connections else "keepalive"
     with edgeprov_server(data, port, args.workers):
         scope, group_key = create_group(data)
-    devices = write_devices(work / "devices.txt", scope, group_key, args.devices, f"bench{os.getpid()}")
-    # The reference runs before and after ours, on enough requests to last several seconds: on a
-    # shared machine the two runs bracket the conditions ours met.
-    reference_devices = write_devices(work / "reference.txt", scope, group_key, REFERENCE_REQUESTS, "reference")
-    reference_mode = "reference-new" if args.new_connections else "reference"
-    references = [run_reference(args, data, scope, group_key, reference_devices, reference_mode)]
-    with edgeprov_server(data, port, args.workers) as server:
-        ours = drive(port, data / "ca.pem", scope, devices, args.clients, mode, server_pid=server.pid)
-    references.append(run_reference(args, data, scope, group_key, reference_devices, reference_mode))
-    reference_rate = sum(r.rate for r in references) / len(references)
+    rounds, peak_memory = alternate(args, data, port, scope, group_key, work)
     survived, acknowledged = durability(work, data, port, args, scope, group_key)
 
+    loads = [r.ours for r in rounds]
+    done, failures, seconds = sum(x.done for x in loads), sum(x.failures for x in loads), sum(x.seconds for x in loads)
     connections = "a new TLS connection per device" if args.new_connections else "kept-alive connections"
     print(
-        f"edgeprov provisioning benchmark: {args.devices} devices, {args.clients} concurrent, "
+        f"edgeprov provisioning benchmark: {done} devices in {len(rounds)} rounds, {args.clients} concurrent, "
         f"{args.workers} workers, {connections}, SQLite"
     )
+    for n, r in enumerate(rounds, 1):
+        print(
+            f"  round {n}: {r.ours.rate:8.0f} registrations/s, reference {r.reference:8.0f} requests/s, "
+            f"ratio {r.ratio:.3f}; p50 {r.ours.p50 * 1000:.1f} ms, p99 {r.ours.p99 * 1000:.1f} ms"
+        )
     print(
-        f"  registrations/s          {ours.rate:10.0f}   ({ours.done} assigned, {ours.failures} failed, "
-        f"{ours.seconds:.1f} s)"
+        f"  registrations/s          {statistics.median(x.rate for x in loads):10.0f}   median of the rounds "
+        f"({done} assigned, {failures} failed, {seconds:.1f} s)"
     )
     print(
-        f"  latency p50 / p99        {ours.p50 * 1000:7.1f} ms / {ours.p99 * 1000:.1f} ms   "
-        "(register sent -> poll answered)"
+        f"  latency p50 / p99        {statistics.median(x.p50 for x in loads) * 1000:7.1f} ms / "
+        f"{statistics.median(x.p99 for x in loads) * 1000:.1f} ms   (register sent -> poll answered; medians)"
     )
-    print(f"  server peak memory       {ours.peak_rss_mb:10.0f} MB  (all processes)")
+    print(f"  server peak memory       {peak_memory:10.0f} MB  (all processes)")
     print(
-        f"  reference requests/s     {reference_rate:10.0f}   (verify SAS, answer 202; same stack, same load "
-        f"generator; runs before and after: {references[0].rate:.0f}, {references[1].rate:.0f})"
+        f"  reference requests/s     {statistics.median(r.reference for r in rounds):10.0f}   (verify SAS, answer 202; "
+        "same stack, same load generator; median)"
     )
-    print(f"  ratio                    {ours.rate / reference_rate:10.2f}   registrations/s per reference request/s")
+    print(
+        f"  ratio                    {statistics.median(r.ratio for r in rounds):10.2f}   registrations/s per "
+        "reference request/s (median of the rounds)"
+    )
     print(
         f"  durable after kill -9    {survived} of {acknowledged} acknowledged registrations survived "
         f"(server killed after {DURABILITY_LOAD_SECONDS:.0f} s of load)"
     )
     if args.keep:
         print(f"  working directory        {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
