@@ -36,6 +36,7 @@ import base64
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -110,6 +111,21 @@ def rss_mb(pids: list[int]) -> float:
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
     return total / 1024
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class PeakMemory:
@@ -260,6 +276,8 @@ def durability(
 class Round:
     ours: Load
     reference: float  # mean requests/s of the reference segments before and after
+    server_cpu: float  # seconds of CPU our server used during our segment
+    loadgen_cpu: float  # and the load generator
 
     @property
     def ratio(self) -> float:
@@ -292,9 +310,12 @@ def alternate(
         before = reference()
         rounds = []
         for chunk in chunks:
+            server_cpu, loadgen_cpu = cpu_seconds(process_tree(server.pid)), children_cpu_seconds()
             ours = drive(port, data / "ca.pem", scope, chunk, args.clients, mode)
+            server_cpu = cpu_seconds(process_tree(server.pid)) - server_cpu
+            loadgen_cpu = children_cpu_seconds() - loadgen_cpu
             after = reference()
-            rounds.append(Round(ours, (before + after) / 2))
+            rounds.append(Round(ours, (before + after) / 2, server_cpu, loadgen_cpu))
             before = after
         return rounds, memory.stop()
 
@@ -335,6 +356,13 @@ def main() -> None:
     print(
         f"  latency p50 / p99        {statistics.median(x.p50 for x in loads) * 1000:7.1f} ms / "
         f"{statistics.median(x.p99 for x in loads) * 1000:.1f} ms   (register sent -> poll answered; medians)"
+    )
+    server_ms = statistics.median(r.server_cpu / r.ours.done for r in rounds) * 1000
+    loadgen_ms = statistics.median(r.loadgen_cpu / r.ours.done for r in rounds) * 1000
+    ceiling = os.cpu_count() or 1
+    print(
+        f"  CPU per registration     {server_ms:10.2f} ms server + {loadgen_ms:.2f} ms load generator (medians): "
+        f"{ceiling} cores cannot do more than {ceiling / (server_ms + loadgen_ms) * 1000:.0f}/s at that cost"
     )
     print(f"  server peak memory       {peak_memory:10.0f} MB  (all processes)")
     print(
