@@ -51,7 +51,7 @@ class SasToken:
         except ValueError:
             raise Unauthorized("SharedAccessSignature 'se' is not a whole number of seconds") from None
         try:
-            signature = base64.b64decode(_unquote(fields["sig"]), validate=True)
+            signature = binascii.a2b_base64(_unquote(fields["sig"]), strict_mode=True)
         except (binascii.Error, ValueError):
             raise Unauthorized("SharedAccessSignature 'sig' is not base64") from None
         return cls(fields["sr"], signature, expiry, fields.get("skn"))

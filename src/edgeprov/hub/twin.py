@@ -189,9 +189,10 @@ class Twin:
         # (merge_patch builds new ones), so no copy is needed.
         for section, value in (("tags", tags), ("desired", desired)):
             check_collection(section, value, allow_null=False)
-        stamp = {"$lastUpdated": iso(now), "$lastUpdatedVersion": 1}
+        updated = iso(now)
+        stamp = {"$lastUpdated": updated, "$lastUpdatedVersion": 1}
         desired_props = Properties(desired, 1, merge_metadata({}, desired, stamp))
-        reported_props = Properties({}, 1, {"$lastUpdated": iso(now)})
+        reported_props = Properties({}, 1, {"$lastUpdated": updated})
         return cls(device_id, module_id, tags, desired_props, reported_props, 1)
 
     @property
