@@ -295,9 +295,10 @@ def alternate(
         write_devices(work / f"devices-{n}.txt", scope, group_key, size, f"bench{os.getpid()}-{n}")
         for n, size in enumerate(sizes)
     ]
-    reference_devices = write_devices(
-        work / "reference.txt", scope, group_key, REFERENCE_REQUESTS // (args.rounds + 1), "reference"
-    )
+    # Each reference segment lasts about as long as one of ours: long enough to be a fair
+    # neighbour, short enough that the machine's speed has little time to drift.
+    per_segment = min(REFERENCE_REQUESTS // (args.rounds + 1), 2 * sizes[0])
+    reference_devices = write_devices(work / "reference.txt", scope, group_key, per_segment, "reference")
     with (
         reference_app(args.workers, data, scope, group_key) as reference_port,
         edgeprov_server(data, port, args.workers) as server,
