@@ -152,8 +152,8 @@ def _tune_garbage_collector() -> None:
     walked the tens of thousands of objects built at start-up (modules, services, the app).
     Those are frozen out of collection, and the young generation waits for 5,000 allocations:
     the collector's share of a registration's CPU fell from 9% to 2% (gc callbacks over 20,000
-    registrations). Memory stays bounded: the garbage a collection finds is never older than
-    those 5,000 allocations.
+    registrations). Memory stays bounded: reference cycles still meet a collection within 5,000
+    allocations, and the 1,000,000-device benchmark peaked at 214 MB as at 50,000.
     """
     gc.collect()
     gc.freeze()
