@@ -19,7 +19,7 @@ from edgeprov.device.reported import desired_status, edge_agent_reported
 from edgeprov.device.settings import AgentSettings
 from edgeprov.device.state import AgentStatus
 from edgeprov.errors import EdgeprovError, IdentityRejected, ServiceUnreachable
-from edgeprov.hub.twin import diff, merge_patch
+from edgeprov.hub.twin import diff, merge_patch, writable
 from edgeprov.jsonutil import dumps, loads_object
 from edgeprov.mqtt import topics
 from edgeprov.mqtt.packets import Publish
@@ -75,8 +75,8 @@ class AgentTwin:
         if known < self._version and version < self._version:
             self._stale = True  # a push newer than this read arrived before it: read again
             return
-        self._reported = _writable(reported)
-        self._desire(version, _writable(desired))
+        self._reported = writable(reported)
+        self._desire(version, writable(desired))
 
     async def _request(
         self, client: MqttClient, topic: Callable[[str], str], payload: bytes
@@ -125,7 +125,7 @@ class AgentTwin:
         if version != self._version + 1 or patch is None:
             self._stale = True
             return
-        self._desire(version, merge_patch(self._desired, _writable(patch)))
+        self._desire(version, merge_patch(self._desired, writable(patch)))
 
     def _desire(self, version: int, desired: JsonObject) -> None:
         if version != self._version:
@@ -134,8 +134,3 @@ class AgentTwin:
                 "$edgeAgent's desired properties are at version %d: %d %s", version, status.code, status.description
             )
         self._version, self._desired = version, desired
-
-
-def _writable(properties: JsonObject) -> JsonObject:
-    """Without the hub's own ``$version`` and ``$metadata``."""
-    return {key: value for key, value in properties.items() if not key.startswith("$")}
