@@ -64,17 +64,18 @@ class ModuleIdentities:
         if response.status_code == 404:
             response = await client.put(path, params=params, json=body, headers=headers)
         _check(response, identity)
-        generation_id = str(response.json().get("generationId", ""))
+        module = response.json()
+        generation_id = str(module.get("generationId", ""))
         keys = derive_module_keys(self._master, module_id, generation_id)
-        if _symmetric_keys(response) != keys.to_json():
+        if _symmetric_keys(module) != keys.to_json():
             body["authentication"] = {"type": "sas", "symmetricKey": keys.to_json()}
             updated = await client.put(path, params=params, json=body, headers={**headers, "If-Match": "*"})
             _check(updated, identity)
         return ModuleIdentity(module_id, generation_id, keys.primary)
 
 
-def _symmetric_keys(response: httpx.Response) -> object:
-    authentication = response.json().get("authentication")
+def _symmetric_keys(module: JsonObject) -> object:
+    authentication = module.get("authentication")
     return authentication.get("symmetricKey") if isinstance(authentication, dict) else None
 
 
