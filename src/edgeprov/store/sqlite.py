@@ -1,8 +1,8 @@
 """The embedded default store: one SQLite file in WAL mode.
 
 Reads run on the caller's thread against a connection of its own (WAL readers never wait for
-the writer). Writes go to one writer thread that runs every queued write function inside one
-transaction, each under its own savepoint, and commits once: many registrations per commit
+the writer). Write functions queued while the write lock is being taken run together in one
+transaction and commit once (see :class:`_GroupCommitWriter`): many registrations per commit
 instead of one commit each. A write's future resolves only after its commit, so an answer sent
 after ``await store.write(...)`` survives a crash of the process.
 """
@@ -629,7 +629,7 @@ class _GroupCommitWriter:
         self._tx = SqliteTx(connect(path), codec)
         self._conn = self._tx._db
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
-        self._pending: list[tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]] = []
+        self._pending: list[_Queued] = []
         self._locking: asyncio.Future[None] | None = None
         self._locker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-lock")
         self._closed = False
@@ -664,7 +664,7 @@ class _GroupCommitWriter:
         error = locking.exception()
         if error is not None:
             batch, self._pending, self._locking = self._pending, [], None
-            _settle([(future, None, InternalError(f"the database refused the write: {error}")) for _, future in batch])
+            _settle(_refused(batch, error))
             return
         self._run_pending()
         self._checkpointer.nudge()
@@ -678,7 +678,7 @@ class _GroupCommitWriter:
             self._conn.execute("BEGIN IMMEDIATE")
         _settle(self._commit(batch))
 
-    def _commit(self, batch: list[tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]]) -> list[_Outcome]:
+    def _commit(self, batch: list[_Queued]) -> list[_Outcome]:
         try:
             outcomes = self._run_batch(batch)
             self._conn.execute("COMMIT")
@@ -687,11 +687,10 @@ class _GroupCommitWriter:
         except sqlite3.Error as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            failure = InternalError(f"the database refused the write: {exc}")
-            outcomes = [(future, None, failure) for _, future in batch]
+            outcomes = _refused(batch, exc)
         return outcomes
 
-    def _run_batch(self, batch: list[tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]]) -> list[_Outcome]:
+    def _run_batch(self, batch: list[_Queued]) -> list[_Outcome]:
         """Run the batch's functions; one that raises leaves no trace and fails alone.
 
         Most batches are all successes, so they run under one savepoint instead of one per
@@ -723,7 +722,13 @@ class _GroupCommitWriter:
         return outcomes
 
 
+_Queued = tuple[Callable[[SqliteTx], Any], asyncio.Future[Any]]  # a write function and its caller's future
 _Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
+
+
+def _refused(batch: list[_Queued], error: BaseException) -> list[_Outcome]:
+    failure = InternalError(f"the database refused the write: {error}")
+    return [(future, None, failure) for _, future in batch]
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
