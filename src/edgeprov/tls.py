@@ -127,9 +127,9 @@ def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     """TLS 1.2 (the Python device SDK speaks only 1.2) and 1.3, forward-secret ciphers only.
 
-    One TLS 1.3 session ticket instead of OpenSSL's two: issuing the second cost a third of the
-    handshake budget of devices that connect once (bench/provision.py --new-connections), and one
-    is all a client that resumes needs for its next connection (Node's HTTP client opens one per
+    One TLS 1.3 session ticket instead of OpenSSL's two: each costs the server about 7% of a full
+    handshake's instructions (valgrind), which devices that connect once never use, and one is
+    all a client that resumes needs for its next connection (Node's HTTP client opens one per
     request).
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
