@@ -360,10 +360,10 @@ def main() -> None:
     )
     server_ms = statistics.median(r.server_cpu / r.ours.done for r in rounds) * 1000
     loadgen_ms = statistics.median(r.loadgen_cpu / r.ours.done for r in rounds) * 1000
-    ceiling = os.cpu_count() or 1
+    cores = os.cpu_count() or 1
     print(
         f"  CPU per registration     {server_ms:10.2f} ms server + {loadgen_ms:.2f} ms load generator (medians): "
-        f"{ceiling} cores cannot do more than {ceiling / (server_ms + loadgen_ms) * 1000:.0f}/s at that cost"
+        f"{cores} cores cannot do more than {cores / (server_ms + loadgen_ms) * 1000:.0f}/s at that cost"
     )
     print(f"  server peak memory       {peak_memory:10.0f} MB  (all processes)")
     print(
