@@ -3,7 +3,7 @@
 Domain code is written against :class:`Tx`, a synchronous view of the data inside one
 transaction, and hands a function of it to :meth:`Store.read` or :meth:`Store.write`. The
 backend decides how: SQLite runs reads on the caller's thread and batches writes from many
-callers into one commit on a writer thread (group commit), so throughput does not fall to one
+callers into one commit (group commit), so throughput does not fall to one
 commit per registration; each write function still sees and produces a consistent state, and
 one that raises leaves nothing behind.
 """
